@@ -1,0 +1,6 @@
+"""`kptool detect` (being written)."""
+
+
+def detect() -> None:
+    """Detect keypoints."""
+    raise NotImplementedError

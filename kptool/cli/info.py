@@ -1,0 +1,6 @@
+"""`kptool info` (being written)."""
+
+
+def info() -> None:
+    """Summarise a prepared dataset."""
+    raise NotImplementedError

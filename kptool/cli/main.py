@@ -1,0 +1,75 @@
+"""Entry point of the ``kptool`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from kptool import __version__
+from kptool.cli import detect, eval as eval_cmd, info, prepare, train
+from kptool.cli.common import State, console
+from kptool.errors import KptoolError
+
+app = typer.Typer(
+    name="kptool",
+    help="Unsupervised 3D semantic keypoints: prepare data, train detectors, detect keypoints, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(prepare.app, name="prepare")
+app.add_typer(eval_cmd.app, name="eval")
+app.command("train")(train.train)
+app.command("detect")(detect.detect)
+app.command("info")(info.info)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"kptool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    State.debug = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except KptoolError as e:
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted", highlight=False)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        console.print("aborted", highlight=False)
+        return 130
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {e.__class__.__name__}: {e} (run with --debug for the traceback)",
+                      highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

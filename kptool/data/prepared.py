@@ -1,0 +1,228 @@
+"""Prepared datasets: the folder ``kptool prepare`` writes and everything else reads.
+
+Layout (documented for users in docs/formats.md)::
+
+    DIR/
+      manifest.json          # source, options, frame, per-shape records, counts, versions
+      failures.json          # shapes that could not be prepared, with the reason
+      shapes/<id>.npz        # one file per shape (see SHAPE_KEYS)
+      extras/<name>/<id>.npy # optional per-shape tables added later (geodesics, ...)
+
+A shape file holds ``points`` ``(N, 3)`` float32 and ``transform`` ``(4, 4)``
+(original frame -> prepared frame) plus any of the optional keys; everything is
+in the prepared frame. :class:`PreparedDataset` is the one Python API over it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from kptool.data.shape import Shape
+from kptool.data.transform import Transform
+from kptool.errors import InputError
+from kptool.io.atomic import atomic_path, safe_join
+
+FORMAT = "kptool-prepared"
+VERSION = 1
+MANIFEST = "manifest.json"
+FAILURES = "failures.json"
+SPLITS = ("train", "val", "test")
+
+# Optional Shape fields saved under the same name in a shape file.
+SHAPE_KEYS = ("normals", "colors", "point_labels", "vertices", "faces", "face_labels", "keypoints",
+              "keypoint_ids", "keypoint_point_index", "symmetry_plane", "symmetric_pairs")
+
+
+def shape_file(shape_id: str) -> str:
+    """The path of a shape file relative to the dataset root."""
+    return f"shapes/{shape_id}.npz"
+
+
+def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> Path:
+    """Write one prepared shape atomically; returns its path."""
+    path = safe_join(root, shape_file(shape.id))
+    arrays: dict[str, np.ndarray] = {
+        "points": np.asarray(shape.points, dtype=np.float32),
+        "transform": np.asarray(transform.matrix, dtype=np.float64),
+    }
+    for key in SHAPE_KEYS:
+        value = getattr(shape, key)
+        if value is not None:
+            arrays[key] = np.asarray(value)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+    return path
+
+
+def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
+    """Read one prepared shape file."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(p, f"unreadable prepared shape file ({e})") from None
+    if "points" not in data or "transform" not in data:
+        raise InputError(p, "not a prepared shape file (needs 'points' and 'transform')")
+    kwargs = {k: data[k] for k in SHAPE_KEYS if k in data}
+    shape = Shape(points=data["points"], id=shape_id or p.stem, **kwargs)
+    return shape, Transform.from_list(data["transform"])
+
+
+def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
+    root = Path(root)
+    path = root / MANIFEST
+    if not root.is_dir():
+        raise InputError(root, "no such prepared dataset folder")
+    if not path.is_file():
+        raise InputError(root, "not a prepared dataset (no manifest.json; run `kptool prepare` first, "
+                               "or it was interrupted: run the same command again to finish it)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(path, f"corrupt manifest ({e})") from None
+    if manifest.get("format") != FORMAT:
+        raise InputError(path, f"not a kptool prepared-dataset manifest (format {manifest.get('format')!r})")
+    if manifest.get("version") != VERSION:
+        raise InputError(path, f"unsupported prepared-dataset version {manifest.get('version')!r}")
+    return manifest
+
+
+def write_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> Path:
+    path = Path(root) / MANIFEST
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return path
+
+
+def extra_path(root: str | os.PathLike, name: str, shape_id: str) -> Path:
+    return safe_join(root, "extras", name, f"{shape_id}.npy")
+
+
+def save_extra(root: str | os.PathLike, name: str, shape_id: str, array: np.ndarray) -> Path:
+    path = extra_path(root, name, shape_id)
+    with atomic_path(path) as tmp:
+        np.save(tmp, np.asarray(array))
+    return path
+
+
+class PreparedDataset:
+    """A prepared dataset, optionally restricted to one split.
+
+    ``ds[i]`` is a :class:`~kptool.data.Shape` (numpy arrays, prepared frame) with
+    ``meta["transform"]`` set to its :class:`~kptool.data.Transform`. Use
+    :meth:`torch_dataset` for a ``torch.utils.data.Dataset`` of tensors.
+
+    Args:
+        root: the folder ``kptool prepare`` wrote.
+        split: ``"train"``, ``"val"``, ``"test"``, ``"all"`` or ``None`` (= all).
+        extras: names of extra tables (``extras/<name>/``) to load into ``shape.extras``.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str | None = None, extras: tuple[str, ...] = ()):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        if split not in (None, "all", *SPLITS):
+            raise InputError(None, f"unknown split {split!r}: expected one of {', '.join(SPLITS)} or all")
+        self.split = None if split == "all" else split
+        self.records = [r for r in self.manifest["shapes"] if self.split is None or r["split"] == self.split]
+        self.extras = tuple(extras)
+        for name in self.extras:
+            if name not in self.manifest.get("extras", {}):
+                raise InputError(self.root, f"has no '{name}' tables (available: "
+                                            f"{', '.join(self.manifest.get('extras', {})) or 'none'})")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Shape]:
+        for i in range(len(self)):
+            yield self[i]
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.records]
+
+    @property
+    def category(self) -> str | None:
+        return self.manifest.get("category")
+
+    @property
+    def has_keypoints(self) -> bool:
+        return any(r.get("num_keypoints", 0) > 0 for r in self.records)
+
+    @property
+    def has_part_labels(self) -> bool:
+        return any(r.get("has_part_labels", False) for r in self.records)
+
+    @property
+    def has_mesh(self) -> bool:
+        return any(r.get("has_mesh", False) for r in self.records)
+
+    def index_of(self, shape_id: str) -> int:
+        for i, r in enumerate(self.records):
+            if r["id"] == shape_id:
+                return i
+        raise KeyError(shape_id)
+
+    def __getitem__(self, i: int) -> Shape:
+        rec = self.records[i]
+        shape, transform = load_shape(safe_join(self.root, rec["file"]), rec["id"])
+        shape.category = self.category
+        shape.meta = {**rec.get("meta", {}), "transform": transform, "split": rec["split"]}
+        for name in self.extras:
+            path = extra_path(self.root, name, rec["id"])
+            if path.is_file():
+                shape.extras[name] = np.load(path, allow_pickle=False)
+        return shape
+
+    def torch_dataset(self, with_keypoints: bool = False):
+        """A ``torch.utils.data.Dataset`` of dicts; see :class:`TorchShapes`."""
+        return TorchShapes(self, with_keypoints)
+
+
+class TorchShapes:
+    """``torch.utils.data.Dataset`` view: item = ``{"points": (N, 3) float32 tensor, "index": int, ...}``.
+
+    With ``with_keypoints``, items also hold ``keypoints`` ``(K, 3)`` and
+    ``keypoint_ids`` ``(K,)`` (ragged across shapes: use :func:`collate_shapes`).
+    """
+
+    def __init__(self, dataset: PreparedDataset, with_keypoints: bool = False):
+        self.dataset = dataset
+        self.with_keypoints = with_keypoints
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        shape = self.dataset[i]
+        item: dict[str, Any] = {"points": torch.from_numpy(np.ascontiguousarray(shape.points, dtype=np.float32)),
+                                "index": i, "id": shape.id}
+        if self.with_keypoints and shape.keypoints is not None:
+            item["keypoints"] = torch.from_numpy(np.asarray(shape.keypoints, dtype=np.float32))
+            item["keypoint_ids"] = torch.from_numpy(np.asarray(shape.keypoint_ids, dtype=np.int64))
+        return item
+
+
+def collate_shapes(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack equal-sized tensors (``points`` -> ``(B, N, 3)``); keep ragged ones as lists."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor) and all(v.shape == values[0].shape for v in values):
+            out[key] = torch.stack(values)
+        elif isinstance(values[0], int):
+            out[key] = torch.tensor(values)
+        else:
+            out[key] = values
+    return out

@@ -1,0 +1,115 @@
+"""The predictions file: keypoints predicted for the shapes of a prepared dataset.
+
+``kptool detect`` writes it and ``kptool eval`` reads it; other methods can write
+it too (see docs/formats.md). It is JSON::
+
+    {
+      "format": "kptool-predictions", "version": 1,
+      "method": "skeleton-mutual",          # free text
+      "ordered": true,                      # index = semantic slot?
+      "frame": "prepared",                  # keypoints in the prepared frame of the dataset
+      "dataset": "/path/to/prepared",       # informational
+      "split": "test",
+      "shapes": [{"id": "<shape id>", "keypoints": [[x, y, z], ...],
+                  "scores": [...]}]         # scores optional, one per keypoint
+    }
+
+Keypoints are in the dataset's prepared frame. ``frame: "original"`` is also
+accepted: the reader then maps them into the prepared frame with each shape's
+stored transform (see :func:`to_prepared_frame`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kptool.errors import InputError
+from kptool.io.atomic import atomic_path
+
+FORMAT = "kptool-predictions"
+VERSION = 1
+FRAMES = ("prepared", "original")
+
+
+@dataclass
+class Predictions:
+    """Keypoints per shape id; each value is ``(K_i, 3)`` float32."""
+
+    keypoints: dict[str, np.ndarray]
+    method: str = ""
+    ordered: bool = True
+    frame: str = "prepared"
+    dataset: str = ""
+    split: str = ""
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.keypoints)
+
+    @property
+    def num_keypoints(self) -> int | None:
+        """The common keypoint count, or ``None`` when it varies between shapes."""
+        counts = {len(v) for v in self.keypoints.values()}
+        return counts.pop() if len(counts) == 1 else None
+
+
+def write_predictions(path: str | os.PathLike, preds: Predictions, overwrite: bool = False) -> Path:
+    doc = {
+        "format": FORMAT, "version": VERSION, "method": preds.method, "ordered": bool(preds.ordered),
+        "frame": preds.frame, "dataset": preds.dataset, "split": preds.split,
+        "shapes": [],
+    }
+    for sid, kp in preds.keypoints.items():
+        rec = {"id": sid, "keypoints": np.asarray(kp, dtype=float).round(7).tolist()}
+        if sid in preds.scores:
+            rec["scores"] = np.asarray(preds.scores[sid], dtype=float).round(7).tolist()
+        doc["shapes"].append(rec)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+    return Path(path)
+
+
+def read_predictions(path: str | os.PathLike) -> Predictions:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "no such predictions file")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(p, f"not a JSON predictions file ({e.__class__.__name__}: {e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InputError(p, f'not a kptool predictions file (expected "format": "{FORMAT}")')
+    if doc.get("version") != VERSION:
+        raise InputError(p, f"unsupported predictions version {doc.get('version')!r} (this kptool reads {VERSION})")
+    frame = doc.get("frame", "prepared")
+    if frame not in FRAMES:
+        raise InputError(p, f"unknown frame {frame!r}: expected one of {', '.join(FRAMES)}")
+    shapes = doc.get("shapes")
+    if not isinstance(shapes, list):
+        raise InputError(p, '"shapes" must be a list')
+    kps: dict[str, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
+    for i, rec in enumerate(shapes):
+        if not isinstance(rec, dict) or "id" not in rec or "keypoints" not in rec:
+            raise InputError(p, f'shape record {i} needs "id" and "keypoints"')
+        try:
+            kp = np.asarray(rec["keypoints"], dtype=np.float32).reshape(-1, 3)
+        except (ValueError, TypeError):
+            raise InputError(p, f"shape {rec['id']!r}: keypoints must be a list of [x, y, z]") from None
+        if not np.isfinite(kp).all():
+            raise InputError(p, f"shape {rec['id']!r}: keypoints contain NaN or inf")
+        sid = str(rec["id"])
+        if sid in kps:
+            raise InputError(p, f"shape {sid!r} appears twice")
+        kps[sid] = kp
+        if "scores" in rec:
+            scores[sid] = np.asarray(rec["scores"], dtype=np.float32)
+    return Predictions(kps, method=str(doc.get("method", "")), ordered=bool(doc.get("ordered", True)),
+                       frame=frame, dataset=str(doc.get("dataset", "")), split=str(doc.get("split", "")),
+                       scores=scores)
