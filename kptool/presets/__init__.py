@@ -1,0 +1,1 @@
+"""Training presets (YAML), shipped inside the package as ``kptool.presets``."""
