@@ -1,5 +1,152 @@
-"""`kptool prepare` sub-commands (being written)."""
+"""`kptool prepare ...`: turn datasets or a folder of shapes into prepared training sets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-app = typer.Typer(help="prepare", no_args_is_help=True)
+from kptool.cli.common import console, info, print_json, progress_bar
+from kptool.errors import KptoolError
+
+app = typer.Typer(help="Prepare shapes into a training set (sampling, FPS, normalisation, splits).",
+                  no_args_is_help=True)
+
+OUT = typer.Option(..., "--out", "-o", help="Output folder (created; re-run the same command to resume).")
+POINTS = typer.Option(2048, "--points", help="Points per shape after farthest point sampling.")
+NORMALIZE = typer.Option("skeleton-merger", "--normalize",
+                         help="Frame: skeleton-merger (reference), fernandez, unit-sphere or none.")
+SEED = typer.Option(0, "--seed", help="Seed for sampling and split assignment.")
+SPLITS = typer.Option("0.8,0.1,0.1", "--splits", help="train,val,test fractions for shapes without an official split.")
+WORKERS = typer.Option(1, "--workers", "-j", help="Parallel worker processes (0 = one per CPU core).")
+STRICT = typer.Option(False, "--strict", help="Stop at the first shape that fails.")
+FORCE = typer.Option(False, "--force", help="Replace a dataset prepared in --out with other arguments.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")
+JSON = typer.Option(False, "--json", help="Print the summary as JSON.")
+
+
+def _up(value: Optional[str], default: str) -> str:
+    return default if value is None else value
+
+
+def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, splits: str, workers: int,
+         strict: bool, force: bool, quiet: bool, as_json: bool) -> None:
+    from kptool.data.prepare import PrepareOptions, run_prepare
+
+    try:
+        fractions = tuple(float(x) for x in splits.split(","))
+    except ValueError:
+        raise KptoolError(f"--splits must look like 0.8,0.1,0.1, got {splits!r}") from None
+    options = PrepareOptions(points=points, normalize=normalize, up=up, seed=seed, split_fractions=fractions)
+    workers = (os.cpu_count() or 1) if workers == 0 else workers
+    with progress_bar(quiet or as_json) as bar:
+        task = bar.add_task(f"prepare {source.kind}", total=None, status="")
+
+        def report(done: int, total: int, status: str) -> None:
+            bar.update(task, completed=done, total=total, status=status)
+
+        try:
+            summary = run_prepare(source, out, options, workers=workers, strict=strict, force=force, progress=report)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finished shapes are kept in {out}; run the same command again to resume",
+                          highlight=False)
+            raise typer.Exit(130)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    c = summary.counts
+    info(f"prepared {summary.prepared} shapes"
+         + (f" (+{summary.skipped} from an earlier run)" if summary.skipped else "")
+         + f" into {out} in {summary.seconds:.1f}s: train {c['train']}, val {c['val']}, test {c['test']}", quiet)
+    if summary.failed:
+        info(f"[yellow]{len(summary.failed)} shapes failed[/] (listed in {out / 'failures.json'}):", quiet)
+        for f in summary.failed[:10]:
+            info(f"  {f['error']}", quiet)
+        if len(summary.failed) > 10:
+            info(f"  ... and {len(summary.failed) - 10} more", quiet)
+
+
+@app.command("synthetic")
+def synthetic(
+    category: str = typer.Option(..., "--category", "-c", help="Built-in category: chair, table, airplane, mug."),
+    count: int = typer.Option(1000, "--count", "-n", help="Number of shapes."),
+    out: Path = OUT, points: int = POINTS, normalize: str = NORMALIZE, seed: int = SEED, splits: str = SPLITS,
+    workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE, quiet: bool = QUIET, as_json: bool = JSON,
+) -> None:
+    """Generate a built-in procedural category (meshes, part labels, ground-truth keypoints)."""
+    from kptool.data.sources import SyntheticSource
+
+    _run(SyntheticSource(category, count, seed), out, points, normalize, "y", seed, splits, workers, strict,
+         force, quiet, as_json)
+
+
+def _dataset_command(name: str, source_cls, help_text: str, category_required: bool = True, default_up: str = "y"):
+    def command(
+        root: Path = typer.Option(..., "--root", help="Dataset root folder."),
+        category: Optional[str] = typer.Option(None if not category_required else ..., "--category", "-c",
+                                               help="Category name (chair) or ShapeNet synset id (03001627)."),
+        out: Path = OUT, points: int = POINTS, normalize: str = NORMALIZE,
+        up: Optional[str] = typer.Option(None, "--up", help=f"Up axis of the source: y or z (default {default_up})."),
+        seed: int = SEED, splits: str = SPLITS, workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE,
+        quiet: bool = QUIET, as_json: bool = JSON,
+    ) -> None:
+        source = source_cls(str(root), category)
+        _run(source, out, points, normalize, _up(up, default_up), seed, splits, workers, strict, force, quiet,
+             as_json)
+
+    command.__doc__ = help_text
+    app.command(name)(command)
+
+
+def _register() -> None:
+    from kptool.data import sources
+
+    _dataset_command("keypointnet", sources.KeypointNetSource,
+                     "KeypointNet: annotations + clouds (meshes when present, official splits when present).")
+    _dataset_command("shapenet", sources.ShapeNetSource,
+                     "ShapeNetCore.v2 meshes, surface-sampled.")
+    _dataset_command("shapenet-part", sources.ShapeNetPartSource,
+                     "ShapeNet-Part clouds with part labels (official splits when present).")
+    _dataset_command("modelnet", sources.ModelNetSource,
+                     "ModelNet10/40 .off meshes (z-up; official train/test).", category_required=False,
+                     default_up="z")
+    _dataset_command("folder", sources.FolderSource,
+                     "Any folder of meshes and clouds (.ply .obj .off .stl .glb .gltf .pcd .xyz .txt .pts .npy .npz).",
+                     category_required=False)
+
+
+_register()
+
+
+@app.command("geodesics")
+def geodesics(
+    data: Path = typer.Argument(..., help="A prepared dataset folder."),
+    method: str = typer.Option("heat", "--method", help="heat (default), exact (meshes), or graph (20-NN Dijkstra)."),
+    all_pairs: bool = typer.Option(False, "--all-pairs", help="Also all pairs among the sampled points (N x N)."),
+    workers: int = WORKERS, strict: bool = STRICT, force: bool = typer.Option(False, "--force",
+                                                                             help="Recompute existing tables."),
+    quiet: bool = QUIET, as_json: bool = JSON,
+) -> None:
+    """Add geodesic distances (keypoints -> all points; optionally all pairs) to a prepared dataset."""
+    from kptool.data.geodesics import add_geodesics
+
+    workers = (os.cpu_count() or 1) if workers == 0 else workers
+    with progress_bar(quiet or as_json) as bar:
+        task = bar.add_task(f"geodesics ({method})", total=None, status="")
+
+        def report(done: int, total: int, status: str) -> None:
+            bar.update(task, completed=done, total=total, status=status)
+
+        try:
+            summary = add_geodesics(data, method=method, all_pairs=all_pairs, workers=workers, progress=report,
+                                    force=force, strict=strict)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finished tables are kept in {data}; run the same command again to resume",
+                          highlight=False)
+            raise typer.Exit(130)
+    if as_json:
+        print_json(summary)
+    else:
+        info(f"geodesics ({method}) for {data}: {summary}", quiet)

@@ -113,3 +113,19 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     return Predictions(kps, method=str(doc.get("method", "")), ordered=bool(doc.get("ordered", True)),
                        frame=frame, dataset=str(doc.get("dataset", "")), split=str(doc.get("split", "")),
                        scores=scores)
+
+
+def to_prepared_frame(preds: Predictions, dataset) -> Predictions:
+    """Predictions in the dataset's prepared frame (a no-op when they already are).
+
+    ``dataset`` is a :class:`~kptool.data.prepared.PreparedDataset`; each shape's
+    stored transform maps original-frame keypoints into the prepared frame.
+    """
+    if preds.frame == "prepared":
+        return preds
+    out = {}
+    for sid, kp in preds.keypoints.items():
+        transform = dataset[dataset.index_of(sid)].meta["transform"]
+        out[sid] = transform.apply(kp).astype(np.float32)
+    return Predictions(out, method=preds.method, ordered=preds.ordered, frame="prepared", dataset=preds.dataset,
+                       split=preds.split, scores=preds.scores)

@@ -1,0 +1,13 @@
+"""Pictures of keypoints and metric curves (matplotlib, Agg backend: no display needed).
+
+- :func:`keypoint_colors`: the palette, one colour per keypoint index, the same for every shape
+- :func:`plot_keypoints`: one shape with its keypoints
+- :func:`plot_keypoint_grid`: many shapes side by side, same view, to judge consistency
+- :func:`plot_curves`: metric curves (mIoU over thresholds, repeatability over noise...)
+
+Shapes are drawn in the prepared frame, which is y-up: y is drawn vertical.
+"""
+
+from kptool.viz.plots import keypoint_colors, plot_curves, plot_keypoint_grid, plot_keypoints
+
+__all__ = ["keypoint_colors", "plot_keypoints", "plot_keypoint_grid", "plot_curves"]

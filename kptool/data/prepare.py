@@ -1,0 +1,267 @@
+"""The ``kptool prepare`` runner: many shapes from a source into a prepared dataset.
+
+Resumable and crash-safe by construction:
+
+- the output folder first gets ``.kptool-prepare.json`` (source and options); a
+  folder holding another dataset or anything else is refused;
+- each shape file is written atomically, so a file that exists is complete; a
+  re-run with the same arguments skips those shapes (and retries failures);
+- ``manifest.json`` is written last: its presence means the dataset is complete.
+
+A shape that cannot be prepared is recorded in ``failures.json`` and the run goes
+on, unless ``strict``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import platform
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from kptool import __version__
+from kptool.data import prepared
+from kptool.data.preprocess import prepare_shape
+from kptool.data.shape import Shape
+from kptool.data.sources import Item, assign_splits
+from kptool.data.transform import NORMALIZATIONS, UP_AXES
+from kptool.errors import KptoolError, OutputError
+from kptool.io.atomic import safe_join, write_text
+
+STATE = ".kptool-prepare.json"
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class PrepareOptions:
+    """What decides the prepared data; a re-run must give the same to resume."""
+
+    points: int = 2048
+    normalize: str = "skeleton-merger"
+    up: str = "y"
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    oversample: int = 4
+
+    def validate(self) -> None:
+        if self.points < 1:
+            raise KptoolError("--points must be at least 1")
+        if self.normalize not in NORMALIZATIONS:
+            raise KptoolError(f"unknown --normalize {self.normalize!r} (expected one of {', '.join(NORMALIZATIONS)})")
+        if self.up not in UP_AXES:
+            raise KptoolError(f"unknown --up {self.up!r} (expected one of {', '.join(UP_AXES)})")
+        f = self.split_fractions
+        if len(f) != 3 or min(f) < 0 or abs(sum(f) - 1) > 1e-6:
+            raise KptoolError(f"--splits must be three non-negative fractions summing to 1, got {f}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["split_fractions"] = list(self.split_fractions)
+        return d
+
+
+@dataclass
+class PrepareSummary:
+    out: str
+    total: int
+    prepared: int
+    skipped: int       # already done by an earlier, interrupted run
+    failed: list[dict[str, str]]
+    counts: dict[str, int]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _record(shape: Shape, split: str) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "id": shape.id, "split": split, "file": prepared.shape_file(shape.id),
+        "num_points": shape.num_points, "num_keypoints": shape.num_keypoints,
+        "has_mesh": shape.has_mesh, "has_part_labels": shape.point_labels is not None,
+    }
+    if shape.keypoint_ids is not None:
+        rec["keypoint_ids"] = [int(i) for i in shape.keypoint_ids]
+    meta = {k: v for k, v in shape.meta.items() if isinstance(v, (str, int, float, bool)) and k != "transform"}
+    if meta:
+        rec["meta"] = meta
+    return rec
+
+
+def _prepare_one(source, item: Item, split: str, options: PrepareOptions, out: str) -> dict[str, Any]:
+    """Worker: load, prepare and save one shape; returns its manifest record or a failure."""
+    try:
+        shape = source.load(item)
+        ready, transform = prepare_shape(shape, options.points, options.normalize, options.up, options.seed,
+                                         options.oversample)
+        prepared.save_shape(out, ready, transform)
+        return {"ok": True, "record": _record(ready, split)}
+    except KptoolError as e:
+        return {"ok": False, "id": item.id, "source": item.path, "error": str(e)}
+    except Exception as e:  # a reader we don't control broke on this file: record it, go on
+        return {"ok": False, "id": item.id, "source": item.path, "error": f"{e.__class__.__name__}: {e}"}
+
+
+def _existing_record(out: Path, item: Item, split: str) -> dict[str, Any] | None:
+    path = safe_join(out, prepared.shape_file(item.id))
+    if not path.is_file():
+        return None
+    try:
+        shape, _ = prepared.load_shape(path, item.id)
+    except KptoolError:
+        return None  # unreadable leftovers are redone
+    return _record(shape, split)
+
+
+def _check_output(out: Path, state: dict[str, Any], force: bool) -> bool:
+    """Make ``out`` ready; returns True when resuming an unfinished run."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    entries = [p.name for p in out.iterdir()]
+    if not entries:
+        return False
+    state_path = out / STATE
+    if not state_path.is_file():
+        raise OutputError(f"{out}: already holds files that are not a kptool dataset; use an empty or new --out folder")
+    try:
+        old = json.loads(state_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        old = None
+    if old == state and not force:
+        return True
+    if not force:
+        raise OutputError(f"{out}: holds a dataset prepared with other arguments; use a new --out folder, "
+                          f"or --force to replace it")
+    for name in ("shapes", "extras"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (prepared.MANIFEST, prepared.FAILURES, STATE):
+        (out / name).unlink(missing_ok=True)
+    return False
+
+
+def software_versions() -> dict[str, str]:
+    import scipy
+    import trimesh
+
+    versions = {"kptool": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                "scipy": scipy.__version__, "trimesh": trimesh.__version__}
+    try:
+        import torch
+
+        versions["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return versions
+
+
+def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int = 1, strict: bool = False,
+                force: bool = False, progress: Progress | None = None) -> PrepareSummary:
+    """Prepare every shape of ``source`` into ``out``; see the module docstring."""
+    options.validate()
+    out = Path(out)
+    start = time.perf_counter()
+    items = source.items()
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        raise KptoolError("the source lists the same shape id twice")
+    splits = assign_splits(items, options.split_fractions, options.seed)
+    state = {"format": prepared.FORMAT, "source": source.describe(), "options": options.to_json()}
+    resuming = _check_output(out, state, force)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        write_text(out / STATE, json.dumps(state, sort_keys=True))
+    elif (out / prepared.MANIFEST).is_file():
+        (out / prepared.MANIFEST).unlink()  # re-finishing; rewritten below
+
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for it in items:
+        rec = _existing_record(out, it, splits[it.id]) if resuming else None
+        if rec is not None:
+            records[it.id] = rec
+        else:
+            todo.append(it)
+    skipped = len(records)
+    failures: list[dict[str, str]] = []
+    done = skipped
+    if progress:
+        progress(done, len(items), f"{skipped} already done" if skipped else "")
+
+    def handle(result: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        if result["ok"]:
+            records[result["record"]["id"]] = result["record"]
+        else:
+            failures.append({k: result[k] for k in ("id", "source", "error")})
+            if strict:
+                raise KptoolError(f"{result['source']}: {result['error'].removeprefix(result['source'] + ': ')}")
+        if progress:
+            progress(done, len(items), f"{len(failures)} failed" if failures else "")
+
+    if workers <= 1 or len(todo) <= 1:
+        for it in todo:
+            handle(_prepare_one(source, it, splits[it.id], options, str(out)))
+    else:
+        # spawn, not fork: forking a process that already runs torch/numba thread pools can hang.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = set()
+            queue = iter(todo)
+            try:
+                # Keep a bounded number of tasks in flight so Ctrl-C stops promptly.
+                for it in queue:
+                    pending.add(pool.submit(_prepare_one, source, it, splits[it.id], options, str(out)))
+                    if len(pending) >= 4 * workers:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in finished:
+                            handle(f.result())
+                for f in pending:
+                    handle(f.result())
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+
+    ordered = [records[i] for i in ids if i in records]
+    counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}
+    write_text(out / prepared.FAILURES, json.dumps(failures, indent=1))
+    manifest = {
+        "format": prepared.FORMAT, "version": prepared.VERSION,
+        "source": source.describe(), "category": source.describe().get("category"),
+        "options": options.to_json(),
+        "frame": {"up": "y", "source_up": options.up, "normalize": options.normalize,
+                  "description": "y-up; transform in each shape file maps the original frame to this one"},
+        "counts": {**counts, "total": len(ordered), "failed": len(failures)},
+        "keypoint_ids": sorted({i for r in ordered for i in r.get("keypoint_ids", [])}),
+        "shapes": ordered, "failures": failures, "extras": {},
+        "software": software_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    manifest.update(_category_tables(source))
+    prepared.write_manifest(out, manifest)
+    return PrepareSummary(out=str(out), total=len(items), prepared=len(ordered) - skipped, skipped=skipped,
+                          failed=failures, counts=counts, seconds=round(time.perf_counter() - start, 2))
+
+
+def _category_tables(source) -> dict[str, Any]:
+    """Names of keypoint ids and parts for built-in categories (for people and plots)."""
+    if getattr(source, "kind", "") != "synthetic":
+        return {}
+    from kptool.data.synthetic import CATEGORIES
+
+    spec = CATEGORIES[source.category]
+    out: dict[str, Any] = {}
+    for key in ("keypoint_names", "part_names"):
+        table = getattr(spec, key, None) if not isinstance(spec, dict) else spec.get(key)
+        if table:
+            out[key] = {str(k): v for k, v in table.items()}
+    return out

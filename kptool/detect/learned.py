@@ -1,0 +1,117 @@
+"""Detectors from trained weights: run folders, checkpoints, and the shipped default weights."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kptool.errors import KptoolError
+
+
+class CheckpointDetector:
+    """A trained keypoint model behind the :class:`~kptool.detect.base.Detector` protocol.
+
+    Takes clouds in the prepared frame (the frame the model was trained in) and
+    returns ordered keypoints (index = semantic slot) in the same frame.
+
+    Attributes:
+        name: the preset name the weights were trained with.
+        ordered: True.
+        num_keypoints: K.
+        num_points: points per cloud the model was trained on (``data.points``).
+        normalize: normalisation of the training data; raw inputs must get the same.
+        config: the resolved training config.
+    """
+
+    ordered = True
+
+    def __init__(self, model: torch.nn.Module, config: dict[str, Any], device: torch.device,
+                 normalize: str = "skeleton-merger", batch_size: int = 16):
+        self.model = model.to(device).eval()
+        self.config = config
+        self.device = device
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.name = str(config.get("name") or config["model"]["name"])
+        self.num_keypoints = int(config["model"]["num_keypoints"])
+        self.num_points = int(config["data"]["points"])
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` cloud -> ``(K, 3)`` float32 keypoints."""
+        return self.detect_batch([points])[0]
+
+    def detect_batch(self, clouds: list[np.ndarray]) -> list[np.ndarray]:
+        """Detect on many ``(N_i, 3)`` clouds, batching runs of clouds with the same N."""
+        arrays = []
+        for i, c in enumerate(clouds):
+            a = np.asarray(c, dtype=np.float32)
+            if a.ndim != 2 or a.shape[1] != 3 or len(a) == 0:
+                raise KptoolError(f"{self.name}: cloud {i} must have shape (N, 3), got {a.shape}")
+            if not np.isfinite(a).all():
+                raise KptoolError(f"{self.name}: cloud {i} contains NaN or inf")
+            arrays.append(a)
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(arrays):
+            end = start + 1
+            while end < len(arrays) and end - start < self.batch_size and arrays[end].shape == arrays[start].shape:
+                end += 1
+            batch = torch.from_numpy(np.stack(arrays[start:end])).to(self.device)
+            with torch.no_grad():
+                out.extend(self.model.detect(batch).float().cpu().numpy())
+            start = end
+        return out
+
+    def __repr__(self) -> str:
+        return f"CheckpointDetector({self.name!r}, num_keypoints={self.num_keypoints}, device={self.device})"
+
+
+def load_detector(checkpoint_or_run: str | os.PathLike, device: str | torch.device = "auto",
+                  batch_size: int = 16) -> CheckpointDetector:
+    """A detector from a run folder (its ``best.pt``, else ``last.pt``), a checkpoint or a weights file."""
+    from kptool.cli.common import resolve_device
+    from kptool.models import build_model
+    from kptool.train.checkpoint import find_checkpoint, load_checkpoint
+    from kptool.errors import InputError
+
+    dev = device if isinstance(device, torch.device) else resolve_device(str(device))
+    path = find_checkpoint(checkpoint_or_run)
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt["config"]["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise InputError(path, f"weights do not fit model {ckpt['config']['model'].get('name')!r} "
+                               f"({str(e).splitlines()[0]})") from None
+    normalize = ckpt.get("frame", {}).get("normalize", "skeleton-merger")
+    return CheckpointDetector(model, ckpt["config"], dev, normalize=normalize, batch_size=batch_size)
+
+
+def weights_folder():
+    """The folder of default weights shipped in the package (``kptool/weights``)."""
+    return resources.files("kptool") / "weights"
+
+
+def available_weights() -> list[str]:
+    """Categories that have default weights."""
+    folder = weights_folder()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt"))
+
+
+def default_weights(category: str) -> Path:
+    """The shipped weights file of a built-in category; a clear error when there is none."""
+    path = weights_folder() / f"{category}.pt"
+    if not path.is_file():
+        have = available_weights()
+        raise KptoolError(
+            f"no default weights for category {category!r} "
+            f"(available: {', '.join(have) if have else 'none in this installation'}); train a model with "
+            f"`kptool train` and pass --checkpoint RUN (see docs/detect.md)")
+    return Path(str(path))

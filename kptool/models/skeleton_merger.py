@@ -1,0 +1,176 @@
+"""Skeleton Merger (Shi et al., CVPR 2021): keypoints that reconstruct their shape as a skeleton.
+
+Encoder: a PointNet++ MSG segmentation network (:class:`~kptool.models.backbones.PointNet2MSG`)
+gives every point k scores; ``Linear(k, k)`` then a softmax over the points turns
+them into k heat maps, and each keypoint is its heat map times the points (a
+convex combination of the input points). The max-pooled deepest feature gives,
+through an MLP, an activation strength in [0, 1] for each of the ``k(k-1)/2``
+keypoint pairs.
+
+Decoder (:class:`SkeletonDecoder`): one skeleton per keypoint pair — points evenly
+spaced on the segment plus a learned per-pair offset table — trained with the
+composite Chamfer distance (:func:`kptool.losses.composite_chamfer_distance`) and
+an L2 penalty on the offsets.
+
+Every value here defaults to the authors' code (``merger/merger_net.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from kptool.errors import KptoolError
+from kptool.losses import composite_chamfer_distance
+from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG, SharedMLP
+from kptool.models.registry import register_model
+
+
+class SkeletonDecoder(nn.Module):
+    """Skeletons between keypoint pairs: the Skeleton Merger decoder.
+
+    Pair ``p`` joins keypoints ``(i, j)``, ``j < i``, in the order
+    ``(1,0), (2,0), (2,1), (3,0), ...``. It holds ``count_p`` points
+    ``f * kp_i + (1 - f) * kp_j + offset_p[r]`` with ``f = r / (count_p - 1)``,
+    ``r = 0..count_p-1``, where ``count_p = clamp(int(mean segment length / spacing),
+    min_points, max_points)``, the length averaged over the batch as in the
+    reference (one count per pair for the whole batch).
+
+    Args:
+        num_keypoints: k.
+        max_points, min_points, spacing: the point-count rule (reference 200, 15, 0.01).
+        offset_init: std of the initial offsets (reference 0.002).
+    """
+
+    def __init__(self, num_keypoints: int, max_points: int = 200, min_points: int = 15, spacing: float = 0.01,
+                 offset_init: float = 0.002):
+        super().__init__()
+        if not 2 <= min_points <= max_points:
+            raise KptoolError(f"skeleton point counts need 2 <= min_points <= max_points, "
+                              f"got {min_points} and {max_points}")
+        self.num_keypoints = int(num_keypoints)
+        self.max_points, self.min_points, self.spacing = int(max_points), int(min_points), float(spacing)
+        pairs = torch.tensor([(i, j) for i in range(num_keypoints) for j in range(i)], dtype=torch.long)
+        self.register_buffer("pairs", pairs.reshape(-1, 2), persistent=False)
+        self.offsets = nn.Parameter(torch.randn(len(pairs), self.max_points, 3) * offset_init)
+
+    @property
+    def num_pairs(self) -> int:
+        return self.pairs.shape[0]
+
+    def point_counts(self, keypoints: torch.Tensor) -> list[int]:
+        """``(B, k, 3)`` keypoints -> points per skeleton, ``(P,)`` ints."""
+        a, b = keypoints[:, self.pairs[:, 0]], keypoints[:, self.pairs[:, 1]]
+        # 1e-3 inside the sqrt as in the reference (smooth length of a zero segment)
+        length = torch.sqrt(1e-3 + ((a - b) ** 2).sum(-1)).mean(0)
+        return (length / self.spacing).long().clamp(self.min_points, self.max_points).tolist()
+
+    def forward(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """``(B, k, 3)`` keypoints -> ``(B, T, 3)`` skeleton points (skeleton after skeleton) and counts ``(P,)``."""
+        counts = self.point_counts(keypoints.detach())
+        device = keypoints.device
+        counts_t = torch.tensor(counts, device=device)
+        pair_of = torch.repeat_interleave(torch.arange(self.num_pairs, device=device), counts_t)       # (T,)
+        starts = torch.cumsum(counts_t, 0) - counts_t
+        row = torch.arange(pair_of.shape[0], device=device) - starts[pair_of]                          # (T,)
+        f = (row.to(keypoints.dtype) / (counts_t[pair_of] - 1).to(keypoints.dtype))[None, :, None]
+        ends = self.pairs[pair_of]
+        points = keypoints[:, ends[:, 0]] * f + keypoints[:, ends[:, 1]] * (1 - f) + self.offsets[pair_of, row]
+        return points, counts
+
+
+@register_model("skeleton-merger")
+class SkeletonMerger(nn.Module):
+    """Skeleton Merger keypoint detector (see the module docstring).
+
+    Args:
+        num_keypoints: k (reference 10).
+        set_abstraction, feature_propagation: PointNet++ levels (default: the
+            reference network); smaller ones make fast tests.
+        activation_widths: hidden widths of the activation-strength MLP (reference 512, 256).
+        head_width: width of the per-point layer before the k scores (reference 128).
+        dropout: dropout before the k scores (reference 0.5).
+        skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init: decoder,
+            see :class:`SkeletonDecoder`.
+        offset_weight: weight of the L2 penalty on the decoder offsets (reference 0.01;
+            sum of squares over the whole table).
+    """
+
+    paired = False
+
+    def __init__(self, num_keypoints: int = 10, set_abstraction: Sequence[Any] = REFERENCE_SA,
+                 feature_propagation: Sequence[Any] = REFERENCE_FP, activation_widths: Sequence[int] = (512, 256),
+                 head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
+                 skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
+                 offset_weight: float = 0.01):
+        super().__init__()
+        if int(num_keypoints) < 2:
+            raise KptoolError(f"{self.model_name} needs num_keypoints >= 2 (one skeleton per keypoint pair), "
+                              f"got {num_keypoints}")
+        k = self.num_keypoints = int(num_keypoints)
+        self.offset_weight = float(offset_weight)
+        # The reference feeds the coordinates three times as 9 input channels.
+        self.backbone = PointNet2MSG(9, set_abstraction, feature_propagation)
+        self.head = SharedMLP(self.backbone.out_channels, (head_width,))
+        self.dropout = nn.Dropout(dropout)
+        self.scores = nn.Linear(head_width, k)
+        self.mix = nn.Linear(k, k)
+        self.decoder = SkeletonDecoder(k, skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init)
+        self.activation_mlp = SharedMLP(self.backbone.global_channels, activation_widths)
+        self.activation_out = nn.Linear(self.activation_mlp.out_channels, self.decoder.num_pairs)
+
+    def _check_points(self, points: torch.Tensor) -> None:
+        if points.dim() != 3 or points.shape[-1] != 3:
+            raise KptoolError(f"{self.model_name}: point clouds must be (B, N, 3), got {tuple(points.shape)}")
+        if points.shape[1] < self.backbone.min_points:
+            raise KptoolError(f"{self.model_name}: clouds need at least {self.backbone.min_points} points, "
+                              f"got {points.shape[1]} (prepare them with more points)")
+
+    def forward(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Keypoints and what the decoder needs.
+
+        Args:
+            points: ``(B, N, 3)`` clouds in the prepared frame.
+
+        Returns:
+            ``keypoints (B, k, 3)``, ``heatmaps (B, k, N)`` (rows sum to 1),
+            ``activations (B, k(k-1)/2)`` skeleton strengths in [0, 1].
+        """
+        self._check_points(points)
+        per_point, deepest = self.backbone(points, points.repeat(1, 1, 3))
+        # log-softmax over the k channels ends the reference segmentation network
+        scores = F.log_softmax(self.scores(self.dropout(self.head(per_point))), dim=-1)       # (B, N, k)
+        heatmaps = torch.softmax(self.mix(scores).transpose(1, 2), dim=-1)                    # (B, k, N)
+        keypoints = heatmaps @ points
+        activations = torch.sigmoid(self.activation_out(self.activation_mlp(deepest.amax(dim=1))))
+        return {"keypoints": keypoints, "heatmaps": heatmaps, "activations": activations}
+
+    def offset_penalty(self) -> torch.Tensor:
+        return self.offset_weight * (self.decoder.offsets ** 2).sum()
+
+    def reconstruction_loss(self, points: torch.Tensor, keypoints: torch.Tensor,
+                            activations: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` composite Chamfer distance between each cloud and the skeletons of ``keypoints``."""
+        skeleton, counts = self.decoder(keypoints)
+        return composite_chamfer_distance(points, skeleton, counts, activations)
+
+    def training_loss(self, points: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean CCD of the self-reconstructions + offset penalty; components for logging."""
+        out = self(points)
+        ccd = self.reconstruction_loss(points, out["keypoints"], out["activations"]).mean()
+        penalty = self.offset_penalty()
+        loss = ccd + penalty
+        return loss, {"loss": loss.item(), "ccd_self": ccd.item(), "offset_l2": penalty.item()}
+
+    @torch.no_grad()
+    def detect(self, points: torch.Tensor) -> torch.Tensor:
+        """``(B, N, 3)`` -> ``(B, k, 3)`` keypoints, in eval mode (the mode is restored after)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self(points)["keypoints"]
+        finally:
+            self.train(was_training)

@@ -1,0 +1,110 @@
+"""Mutual reconstruction (Yuan et al., ECCV 2022): keypoints that also reconstruct another shape.
+
+Skeleton Merger plus a second reconstruction per shape. Shapes come in pairs
+(a, b) — in a batch of B, shape i is paired with shape i + B/2 (the training loop
+splits the shuffled training set into two halves every epoch). With KP_a, KP_b
+the encoder's keypoints (paper eqs. 2-5)::
+
+    O_K   = MLP(KP_a - KP_b)          # per keypoint, 3 -> widths -> 3
+    KP'_a = KP_b + O_K                # b's keypoints, reshaped towards a
+    KP'_b = KP_a - O_K
+
+and the shared decoder turns KP'_a into a reconstruction of a, scored with a's
+own activation strengths (likewise for b). The loss (paper eq. 9 plus regularisers)::
+
+    λs [CCD(a, rec a) + CCD(b, rec b)] + λm [CCD(a, rec' a) + CCD(b, rec' b)]
+      + offset_weight * |decoder offsets|^2 + keypoint_offset_weight * mean |O_K|^2
+
+where each CCD is averaged over its half of the batch. The L2 penalty on O_K keeps
+the reshaping small, so b's keypoints must themselves nearly fit a: that is what
+makes keypoint i mean the same part on every shape.
+
+The paper leaves the MLP's widths and the O_K penalty weight open and the authors'
+code is not public; kptool's choices (widths 64, 64; weight 1 on the mean squared
+norm) are recorded in docs/models.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from kptool.errors import KptoolError
+from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA
+from kptool.models.registry import register_model
+from kptool.models.skeleton_merger import SkeletonMerger
+
+
+class KeypointOffsetMLP(nn.Module):
+    """``O_K = MLP(O_P)``: ``(..., 3)`` keypoint differences -> ``(..., 3)`` offsets, shared over keypoints."""
+
+    def __init__(self, widths: Sequence[int] = (64, 64)):
+        super().__init__()
+        dims = [3, *widths, 3]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.layers = nn.Sequential(*layers[:-1])
+
+    def forward(self, differences: torch.Tensor) -> torch.Tensor:
+        return self.layers(differences)
+
+
+@register_model("skeleton-mutual")
+class SkeletonMutual(SkeletonMerger):
+    """Skeleton Merger trained with self and mutual reconstruction (see the module docstring).
+
+    Args:
+        self_weight, mutual_weight: λs and λm (paper: 0.5, 0.5).
+        keypoint_offset_widths: hidden widths of the offset MLP (3 layers in all).
+        keypoint_offset_weight: weight of the L2 penalty on O_K (mean over pairs and
+            keypoints of the squared norm).
+        The other arguments are those of :class:`~kptool.models.skeleton_merger.SkeletonMerger`.
+    """
+
+    paired = True
+
+    def __init__(self, num_keypoints: int = 10, set_abstraction: Sequence[Any] = REFERENCE_SA,
+                 feature_propagation: Sequence[Any] = REFERENCE_FP, activation_widths: Sequence[int] = (512, 256),
+                 head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
+                 skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
+                 offset_weight: float = 0.01, self_weight: float = 0.5, mutual_weight: float = 0.5,
+                 keypoint_offset_widths: Sequence[int] = (64, 64), keypoint_offset_weight: float = 1.0):
+        super().__init__(num_keypoints, set_abstraction, feature_propagation, activation_widths, head_width,
+                         dropout, skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init,
+                         offset_weight)
+        self.self_weight, self.mutual_weight = float(self_weight), float(mutual_weight)
+        self.keypoint_offset_weight = float(keypoint_offset_weight)
+        self.keypoint_offset = KeypointOffsetMLP(keypoint_offset_widths)
+
+    def mutual_keypoints(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, k, 3)`` keypoints of pairs ``(i, i + B/2)`` -> reshaped partner keypoints ``(B, k, 3)``
+        (row i reconstructs shape i) and the offsets ``O_K`` ``(B/2, k, 3)``."""
+        half = keypoints.shape[0] // 2
+        kp_a, kp_b = keypoints[:half], keypoints[half:]
+        offset = self.keypoint_offset(kp_a - kp_b)
+        return torch.cat([kp_b + offset, kp_a - offset]), offset
+
+    def training_loss(self, points: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Self + mutual reconstruction losses and penalties; components for logging.
+
+        ``points`` is ``(B, N, 3)`` with B even, shape i paired with shape i + B/2.
+        """
+        if points.dim() == 3 and points.shape[0] % 2:
+            raise KptoolError(f"{self.model_name} trains on pairs of shapes: the batch size must be even, "
+                              f"got {points.shape[0]}")
+        out = self(points)
+        half = points.shape[0] // 2
+        reshaped, offset = self.mutual_keypoints(out["keypoints"])
+        ccd_self = self.reconstruction_loss(points, out["keypoints"], out["activations"])
+        ccd_mutual = self.reconstruction_loss(points, reshaped, out["activations"])
+        rec_self = ccd_self[:half].mean() + ccd_self[half:].mean()
+        rec_mutual = ccd_mutual[:half].mean() + ccd_mutual[half:].mean()
+        penalty = self.offset_penalty()
+        kp_penalty = self.keypoint_offset_weight * (offset ** 2).sum(-1).mean()
+        loss = self.self_weight * rec_self + self.mutual_weight * rec_mutual + penalty + kp_penalty
+        return loss, {"loss": loss.item(), "ccd_self": ccd_self.mean().item(),
+                      "ccd_mutual": ccd_mutual.mean().item(), "offset_l2": penalty.item(),
+                      "keypoint_offset_l2": kp_penalty.item()}

@@ -1,0 +1,346 @@
+"""Numba CPU kernels behind the ops (the fast path for CPU tensors).
+
+All kernels work in float32 on C-contiguous ``(B, N, 3)`` arrays and are
+compiled on first use (``cache=True``: once per machine, not at install time).
+Work is spread over ``prange`` across clouds and query blocks, so every core is
+used whatever the batch size.
+
+Spatial search uses a small k-d tree built per cloud (sliding-midpoint splits,
+nodes numbered breadth-first, the right child always follows the left one).
+Pruning compares a box lower bound against point distances; both are computed
+with the same float32 operations in the same order (no ``fastmath``), and
+correctly rounded arithmetic is monotonic, so a bound never exceeds the distance
+it bounds and the tree search returns exactly what a brute-force scan would,
+ties included (lowest index wins).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+_F0 = np.float32(0.0)
+_FINF = np.float32(np.inf)
+_FM1 = np.float32(-1.0)
+_QUERY_BLOCK = 64  # queries per parallel task: amortises the per-task scratch buffers
+
+
+def f32(t: torch.Tensor) -> np.ndarray:
+    """The kernels' view of a tensor: detached, float32, C-contiguous numpy."""
+    return t.detach().to(torch.float32).contiguous().numpy()
+
+
+@njit(cache=True, nogil=True)
+def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
+    """Build a k-d tree over ``pts[:n]``; return ``(num_nodes, max_depth)``.
+
+    Fills ``perm`` (tree order -> point index), ``tp`` (points in tree order) and
+    per node its bounding box ``lo/hi (3,)``, its range ``start:end`` in tree
+    order and ``child`` (index of the left child, right = left + 1; -1 = leaf).
+    Node arrays need ``2 * n`` rows: every split leaves both sides non-empty.
+    """
+    for i in range(n):
+        perm[i] = i
+    depth = np.zeros(2 * n, np.int64)
+    start[0] = 0
+    end[0] = n
+    count = 1
+    max_depth = 0
+    i = 0
+    while i < count:
+        s, e = start[i], end[i]
+        for a in range(3):
+            lo[i, a] = _FINF
+            hi[i, a] = -_FINF
+        for j in range(s, e):
+            p = perm[j]
+            for a in range(3):
+                v = pts[p, a]
+                if v < lo[i, a]:
+                    lo[i, a] = v
+                if v > hi[i, a]:
+                    hi[i, a] = v
+        child[i] = -1
+        if e - s > leaf_size:
+            axis = 0
+            for a in range(1, 3):
+                if hi[i, a] - lo[i, a] > hi[i, axis] - lo[i, axis]:
+                    axis = a
+            mid = np.float32(0.5) * (lo[i, axis] + hi[i, axis])
+            a_, b_ = s, e - 1
+            while a_ <= b_:
+                if pts[perm[a_], axis] < mid:
+                    a_ += 1
+                else:
+                    perm[a_], perm[b_] = perm[b_], perm[a_]
+                    b_ -= 1
+            # All-equal coordinates (or a box one float wide) cannot be split: keep a big leaf.
+            if s < a_ < e:
+                child[i] = count
+                start[count], end[count] = s, a_
+                start[count + 1], end[count + 1] = a_, e
+                depth[count] = depth[count + 1] = depth[i] + 1
+                max_depth = max(max_depth, depth[i] + 1)
+                count += 2
+        i += 1
+    for j in range(n):
+        for a in range(3):
+            tp[j, a] = pts[perm[j], a]
+    return count, max_depth
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _box_d2(x, y, z, lo, hi, nd):
+    """Squared distance from ``(x, y, z)`` to the box of node ``nd`` (0 inside)."""
+    dx = _F0
+    if x < lo[nd, 0]:
+        dx = lo[nd, 0] - x
+    elif x > hi[nd, 0]:
+        dx = x - hi[nd, 0]
+    dy = _F0
+    if y < lo[nd, 1]:
+        dy = lo[nd, 1] - y
+    elif y > hi[nd, 1]:
+        dy = y - hi[nd, 1]
+    dz = _F0
+    if z < lo[nd, 2]:
+        dz = lo[nd, 2] - z
+    elif z > hi[nd, 2]:
+        dz = z - hi[nd, 2]
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True, nogil=True)
+def _fps_one(pts, n, k, first, leaf_size, out):
+    """Farthest point sampling of one cloud ``pts[:n]`` into ``out (k,)``.
+
+    Exact FPS accelerated as in QuickFPS: every tree node keeps the largest
+    nearest-sample distance among its points (and that point's index), so a new
+    sample only visits nodes whose box is closer to it than their largest
+    distance. Selected points get distance -1 so that they are never picked
+    again while unselected duplicates (distance 0) remain.
+    """
+    perm = np.empty(n, np.int64)
+    tp = np.empty((n, 3), np.float32)
+    lo = np.empty((2 * n, 3), np.float32)
+    hi = np.empty((2 * n, 3), np.float32)
+    start = np.empty(2 * n, np.int64)
+    end = np.empty(2 * n, np.int64)
+    child = np.empty(2 * n, np.int64)
+    num_nodes, max_depth = _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child)
+    pos = np.empty(n, np.int64)
+    for j in range(n):
+        pos[perm[j]] = j
+    dist = np.full(n, _FINF, np.float32)
+    nmax = np.full(num_nodes, _FINF, np.float32)
+    narg = np.zeros(num_nodes, np.int64)
+    stack = np.empty(max_depth + 3, np.int64)
+    visited = np.empty(num_nodes, np.int64)
+    kk = min(k, n)
+    cur = first
+    for s in range(kk):
+        out[s] = cur
+        if s == kk - 1:
+            break
+        x, y, z = pts[cur, 0], pts[cur, 1], pts[cur, 2]
+        pc = pos[cur]
+        stack[0] = 0
+        sp = 1
+        nv = 0
+        while sp > 0:
+            sp -= 1
+            nd = stack[sp]
+            # The node holding the new sample must be refreshed even when nothing
+            # moves (its max is the sample itself, which is now taken).
+            if not (start[nd] <= pc < end[nd]):
+                if _box_d2(x, y, z, lo, hi, nd) >= nmax[nd]:
+                    continue
+            c = child[nd]
+            if c < 0:
+                bm = -_FINF
+                ba = n
+                for j in range(start[nd], end[nd]):
+                    dx = tp[j, 0] - x
+                    dy = tp[j, 1] - y
+                    dz = tp[j, 2] - z
+                    d = dx * dx + dy * dy + dz * dz
+                    if d < dist[j]:
+                        dist[j] = d
+                    if j == pc:
+                        dist[j] = _FM1
+                    dj = dist[j]
+                    pj = perm[j]
+                    if dj > bm or (dj == bm and pj < ba):
+                        bm = dj
+                        ba = pj
+                nmax[nd] = bm
+                narg[nd] = ba
+            else:
+                visited[nv] = nd
+                nv += 1
+                stack[sp] = c
+                stack[sp + 1] = c + 1
+                sp += 2
+        # Reverse pre-order visits children before their parents.
+        for t in range(nv - 1, -1, -1):
+            nd = visited[t]
+            c = child[nd]
+            if nmax[c] > nmax[c + 1] or (nmax[c] == nmax[c + 1] and narg[c] < narg[c + 1]):
+                nmax[nd] = nmax[c]
+                narg[nd] = narg[c]
+            else:
+                nmax[nd] = nmax[c + 1]
+                narg[nd] = narg[c + 1]
+        cur = narg[0]
+    for s in range(kk, k):
+        out[s] = out[0]
+
+
+@njit(parallel=True, cache=True)
+def fps(points, lengths, k, starts, leaf_size):
+    """points (B, N, 3) f32, lengths (B,), starts (B,) -> (B, k) int64 indices."""
+    B = points.shape[0]
+    out = np.empty((B, k), np.int64)
+    for b in prange(B):
+        _fps_one(points[b], lengths[b], k, starts[b], leaf_size, out[b])
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _build_trees(points, lengths, leaf_size):
+    B, N = points.shape[0], points.shape[1]
+    perm = np.empty((B, N), np.int64)
+    tp = np.empty((B, N, 3), np.float32)
+    lo = np.empty((B, 2 * N, 3), np.float32)
+    hi = np.empty((B, 2 * N, 3), np.float32)
+    start = np.empty((B, 2 * N), np.int64)
+    end = np.empty((B, 2 * N), np.int64)
+    child = np.empty((B, 2 * N), np.int64)
+    max_depth = np.empty(B, np.int64)
+    for b in prange(B):
+        _, max_depth[b] = _build_tree(points[b], lengths[b], leaf_size, perm[b], tp[b], lo[b], hi[b],
+                                      start[b], end[b], child[b])
+    return perm, tp, lo, hi, start, end, child, max_depth
+
+
+@njit(cache=True, nogil=True)
+def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, bd, bi):
+    """k nearest points of one query, sorted by (distance, index), into ``bd``/``bi``."""
+    for j in range(k):
+        bd[j] = _FINF
+        bi[j] = perm.shape[0]
+    stack[0] = 0
+    stack_lb[0] = _F0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        nd = stack[sp]
+        # ">" not ">=": a point at exactly the k-th distance may still win on index.
+        if stack_lb[sp] > bd[k - 1]:
+            continue
+        c = child[nd]
+        if c < 0:
+            for j in range(start[nd], end[nd]):
+                dx = tp[j, 0] - x
+                dy = tp[j, 1] - y
+                dz = tp[j, 2] - z
+                d = dx * dx + dy * dy + dz * dz
+                pj = perm[j]
+                if d < bd[k - 1] or (d == bd[k - 1] and pj < bi[k - 1]):
+                    m = k - 1
+                    while m > 0 and (d < bd[m - 1] or (d == bd[m - 1] and pj < bi[m - 1])):
+                        bd[m] = bd[m - 1]
+                        bi[m] = bi[m - 1]
+                        m -= 1
+                    bd[m] = d
+                    bi[m] = pj
+        else:
+            l0 = _box_d2(x, y, z, lo, hi, c)
+            l1 = _box_d2(x, y, z, lo, hi, c + 1)
+            # Push the farther child first so that the nearer one is searched first.
+            if l0 <= l1:
+                stack[sp], stack_lb[sp] = c + 1, l1
+                stack[sp + 1], stack_lb[sp + 1] = c, l0
+            else:
+                stack[sp], stack_lb[sp] = c, l0
+                stack[sp + 1], stack_lb[sp + 1] = c + 1, l1
+            sp += 2
+
+
+@njit(parallel=True, cache=True)
+def knn(query, query_lengths, points, points_lengths, k, leaf_size):
+    """query (B, M, 3), points (B, N, 3) f32 -> (d2 (B, M, k) f32, idx (B, M, k) int64).
+
+    Neighbours are sorted by (distance, index). A cloud with fewer than ``k``
+    points repeats its nearest neighbour in the missing slots; padded query
+    rows are left at index 0, distance 0.
+    """
+    B, M = query.shape[0], query.shape[1]
+    perm, tp, lo, hi, start, end, child, max_depth = _build_trees(points, points_lengths, leaf_size)
+    d_out = np.zeros((B, M, k), np.float32)
+    i_out = np.zeros((B, M, k), np.int64)
+    blocks = (M + _QUERY_BLOCK - 1) // _QUERY_BLOCK
+    for t in prange(B * blocks):
+        b = t // blocks
+        q0 = (t % blocks) * _QUERY_BLOCK
+        q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
+        kk = min(k, points_lengths[b])
+        stack = np.empty(max_depth[b] + 3, np.int64)
+        stack_lb = np.empty(max_depth[b] + 3, np.float32)
+        bd = np.empty(kk, np.float32)
+        bi = np.empty(kk, np.int64)
+        for i in range(q0, q1):
+            _knn_one(query[b, i, 0], query[b, i, 1], query[b, i, 2], kk, perm[b], tp[b], lo[b], hi[b],
+                     start[b], end[b], child[b], stack, stack_lb, bd, bi)
+            for j in range(k):
+                s = j if j < kk else 0
+                d_out[b, i, j] = bd[s]
+                i_out[b, i, j] = bi[s]
+    return d_out, i_out
+
+
+@njit(parallel=True, cache=True)
+def ball_query(query, query_lengths, points, points_lengths, r2, max_samples, empty_nearest):
+    """PointNet++ ball query: query (B, M, 3), points (B, N, 3) f32 -> idx (B, M, S) int64.
+
+    A point is a neighbour when its squared distance is strictly below ``r2``.
+    The first ``S`` neighbours in index order are kept (a scan in index order
+    that stops once ``S`` are found, as the reference CUDA kernel does), missing
+    slots repeat the first neighbour, and a query with no neighbour gets its
+    nearest point (``empty_nearest``) or index 0 (PointNet++).
+    """
+    B, M = query.shape[0], query.shape[1]
+    S = max_samples
+    out = np.zeros((B, M, S), np.int64)
+    blocks = (M + _QUERY_BLOCK - 1) // _QUERY_BLOCK
+    for t in prange(B * blocks):
+        b = t // blocks
+        q0 = (t % blocks) * _QUERY_BLOCK
+        q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
+        n = points_lengths[b]
+        for i in range(q0, q1):
+            x, y, z = query[b, i, 0], query[b, i, 1], query[b, i, 2]
+            cnt = 0
+            best = _FINF
+            nearest = 0
+            for j in range(n):
+                dx = points[b, j, 0] - x
+                dy = points[b, j, 1] - y
+                dz = points[b, j, 2] - z
+                d = dx * dx + dy * dy + dz * dz
+                if d < r2:
+                    out[b, i, cnt] = j
+                    cnt += 1
+                    if cnt == S:
+                        break
+                if d < best:
+                    best = d
+                    nearest = j
+            if cnt == 0:
+                fill = nearest if empty_nearest else 0
+            else:
+                fill = out[b, i, 0]
+            for s in range(cnt, S):
+                out[b, i, s] = fill
+    return out

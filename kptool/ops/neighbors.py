@@ -1,0 +1,227 @@
+"""Neighbourhoods: gather, k-nearest neighbours, ball query, 3-NN interpolation.
+
+Each public op dispatches on the device: CUDA tensors take the pure-torch path
+(``*_torch`` here, chunked so that no full query x point matrix is held), CPU
+tensors the numba kernels in :mod:`kptool.ops._cpu`. Neighbour *indices* are
+found without autograd; distances that are returned are recomputed from the
+gathered points in the input dtype, so they carry gradients to both inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kptool.ops import _cpu
+from kptool.ops._checks import check_lengths, check_points, check_positive_int, check_same_device
+
+KNN_LEAF_SIZE = 16
+# Elements of the (B, chunk, N, 3) difference tensor in one step of the torch paths.
+TORCH_CHUNK_ELEMENTS = 1 << 25
+
+
+def gather(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows of ``features`` picked per cloud: ``out[b, i..., :] = features[b, idx[b, i...], :]``.
+
+    Args:
+        features: ``(B, N, C)`` tensor (points or features).
+        idx: ``(B, ...)`` integer indices in ``[0, N)``.
+
+    Returns:
+        ``(B, ..., C)``; differentiable with respect to ``features``.
+    """
+    if not isinstance(features, torch.Tensor) or features.dim() != 3:
+        raise ValueError(f"features must be a (B, N, C) tensor, got {_shape(features)}")
+    if not isinstance(idx, torch.Tensor) or idx.dim() < 1 or idx.shape[0] != features.shape[0]:
+        raise ValueError(f"idx must be a (B, ...) tensor with B={features.shape[0]}, got {_shape(idx)}")
+    if idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        raise TypeError(f"idx must be integer, got {idx.dtype}")
+    check_same_device(features=features, idx=idx)
+    B, N, C = features.shape
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= N):
+        raise ValueError(f"idx values must lie in [0, {N}), got [{int(idx.min())}, {int(idx.max())}]")
+    flat = idx.reshape(B, -1, 1).to(torch.int64).expand(-1, -1, C)
+    return features.gather(1, flat).reshape(*idx.shape, C)
+
+
+def knn(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    k: int,
+    query_lengths: torch.Tensor | None = None,
+    points_lengths: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest ``points`` of every query point.
+
+    Args:
+        query: ``(B, M, 3)``.
+        points: ``(B, N, 3)``, same device and batch size.
+        k: number of neighbours.
+        query_lengths, points_lengths: ``(B,)`` valid rows per cloud (default: all).
+
+    Returns:
+        ``(dists, idx)``: squared distances ``(B, M, k)`` in the dtype of ``query``,
+        differentiable with respect to both clouds, and int64 indices ``(B, M, k)``
+        into ``points``, nearest first (exact ties: lowest index first on CPU,
+        unspecified order on CUDA). When a cloud has fewer than ``k`` points the
+        missing slots repeat the nearest neighbour. Rows of padded queries hold
+        index 0 on CPU and are meaningless on CUDA; mask them with ``query_lengths``.
+    """
+    check_points("query", query)
+    check_points("points", points, batch=query.shape[0])
+    check_same_device(query=query, points=points)
+    check_positive_int("k", k)
+    B, M, _ = query.shape
+    N = points.shape[1]
+    query_lengths = check_lengths("query_lengths", query_lengths, B, M, query.device)
+    points_lengths = check_lengths("points_lengths", points_lengths, B, N, query.device)
+    idx = knn_indices(query, points, k, query_lengths, points_lengths)
+    nearest = gather(points, idx)
+    dists = (query[:, :, None, :] - nearest).square().sum(-1)
+    return dists, idx
+
+
+def knn_indices(query, points, k, query_lengths, points_lengths) -> torch.Tensor:
+    """Indices half of :func:`knn` on validated inputs (no autograd)."""
+    if query.is_cuda:
+        return knn_torch(query, points, k, points_lengths)
+    _, idx = _cpu.knn(_cpu.f32(query), query_lengths.numpy(), _cpu.f32(points), points_lengths.numpy(), k, KNN_LEAF_SIZE)
+    return torch.from_numpy(idx)
+
+
+def knn_torch(query: torch.Tensor, points: torch.Tensor, k: int, points_lengths: torch.Tensor) -> torch.Tensor:
+    """Chunked brute-force kNN on any device: ``(B, M, 3), (B, N, 3), k, (B,)`` -> idx ``(B, M, k)``."""
+    B, M, _ = query.shape
+    N = points.shape[1]
+    kk = min(k, N)
+    invalid = (torch.arange(N, device=points.device) >= points_lengths[:, None])[:, None, :]
+    parts = []
+    for d2 in _chunked_d2(query.detach(), points.detach()):
+        parts.append(d2.masked_fill_(invalid, float("inf")).topk(kk, dim=-1, largest=False, sorted=True).indices)
+    idx = torch.cat(parts, dim=1)
+    slots = torch.arange(k, device=points.device)
+    idx = idx[..., torch.clamp(slots, max=kk - 1)]
+    return torch.where((slots < points_lengths[:, None])[:, None, :], idx, idx[..., :1])
+
+
+def ball_query(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    radius: float,
+    max_samples: int,
+    query_lengths: torch.Tensor | None = None,
+    points_lengths: torch.Tensor | None = None,
+    empty: str = "nearest",
+) -> torch.Tensor:
+    """PointNet++ ball query: up to ``max_samples`` points within ``radius`` of each query.
+
+    Args:
+        query: ``(B, M, 3)`` centres.
+        points: ``(B, N, 3)``.
+        radius: a point is a neighbour when its squared distance is strictly below
+            ``radius**2`` (as in the PointNet++ CUDA kernel).
+        max_samples: ``S``, neighbours returned per query.
+        query_lengths, points_lengths: ``(B,)`` valid rows per cloud (default: all).
+        empty: what a query without neighbours gets: ``"nearest"`` (its nearest
+            point; the default, safe for grouping) or ``"zero"`` (index 0, what the
+            PointNet++ CUDA kernel leaves there).
+
+    Returns:
+        ``(B, M, S)`` int64: the first ``S`` neighbours in index order (not nearest
+        first), missing slots padded with the first neighbour.
+    """
+    check_points("query", query)
+    check_points("points", points, batch=query.shape[0])
+    check_same_device(query=query, points=points)
+    check_positive_int("max_samples", max_samples)
+    if not radius > 0:
+        raise ValueError(f"radius must be positive, got {radius!r}")
+    if empty not in ("nearest", "zero"):
+        raise ValueError(f"empty must be 'nearest' or 'zero', got {empty!r}")
+    B, M, _ = query.shape
+    N = points.shape[1]
+    query_lengths = check_lengths("query_lengths", query_lengths, B, M, query.device)
+    points_lengths = check_lengths("points_lengths", points_lengths, B, N, query.device)
+    if query.is_cuda:
+        return ball_query_torch(query, points, radius, max_samples, points_lengths, empty)
+    r2 = torch.tensor(float(radius) ** 2, dtype=torch.float32).numpy()
+    out = _cpu.ball_query(_cpu.f32(query), query_lengths.numpy(), _cpu.f32(points), points_lengths.numpy(), r2,
+                          max_samples, empty == "nearest")
+    return torch.from_numpy(out)
+
+
+def ball_query_torch(query, points, radius, max_samples, points_lengths, empty="nearest") -> torch.Tensor:
+    """Chunked ball query on any device; arguments as :func:`ball_query`, validated."""
+    N = points.shape[1]
+    S = min(max_samples, N)
+    r2 = float(radius) ** 2
+    invalid = (torch.arange(N, device=points.device) >= points_lengths[:, None])[:, None, :]
+    order = torch.arange(N, device=points.device)
+    parts = []
+    for d2 in _chunked_d2(query.detach(), points.detach()):
+        d2.masked_fill_(invalid, float("inf"))
+        inside = d2 < r2
+        # The S smallest indices among the neighbours: non-neighbours sort last as N.
+        first = torch.where(inside, order, N).topk(S, dim=-1, largest=False, sorted=True).values
+        count = inside.sum(-1, keepdim=True)
+        fill = d2.argmin(-1, keepdim=True) if empty == "nearest" else torch.zeros_like(count)
+        fill = torch.where(count > 0, first[..., :1], fill)
+        parts.append(torch.where(torch.arange(S, device=points.device) < count, first, fill))
+    out = torch.cat(parts, dim=1)
+    if max_samples > S:
+        out = torch.cat([out, out[..., :1].expand(-1, -1, max_samples - S)], dim=-1)
+    return out
+
+
+def three_nn_interpolate(
+    unknown: torch.Tensor,
+    known: torch.Tensor,
+    known_feats: torch.Tensor,
+    known_lengths: torch.Tensor | None = None,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Features at ``unknown`` points by inverse-distance weighting of the 3 nearest ``known`` ones.
+
+    PointNet++ feature propagation, with the weights of the PyTorch port:
+    ``w_j = 1 / (|u - k_j| + eps)`` (Euclidean, not squared distance), normalised
+    to sum to 1. With fewer than 3 known points only the existing ones are used.
+
+    Args:
+        unknown: ``(B, n, 3)`` where features are wanted.
+        known: ``(B, m, 3)`` where they are known.
+        known_feats: ``(B, m, C)``.
+        known_lengths: ``(B,)`` valid rows of ``known`` (default: all).
+
+    Returns:
+        ``(B, n, C)``, differentiable with respect to ``known_feats``. The weights are
+        treated as constants (no gradient to the coordinates), as in PointNet++.
+    """
+    check_points("unknown", unknown)
+    check_points("known", known, batch=unknown.shape[0])
+    check_points("known_feats", known_feats, batch=unknown.shape[0], channels=None)
+    check_same_device(unknown=unknown, known=known, known_feats=known_feats)
+    B, n, _ = unknown.shape
+    m = known.shape[1]
+    if known_feats.shape[1] != m:
+        raise ValueError(f"known_feats has {known_feats.shape[1]} rows, known has {m}")
+    known_lengths = check_lengths("known_lengths", known_lengths, B, m, unknown.device)
+    query_lengths = torch.full_like(known_lengths, n)
+    with torch.no_grad():
+        idx = knn_indices(unknown, known, 3, query_lengths, known_lengths)
+        d = (unknown[:, :, None, :] - gather(known, idx)).square().sum(-1).sqrt()
+        w = 1.0 / (d + eps)
+        w = w * (torch.arange(3, device=w.device) < known_lengths[:, None])[:, None, :]
+        w = w / w.sum(-1, keepdim=True)
+    return (gather(known_feats, idx) * w[..., None].to(known_feats.dtype)).sum(-2)
+
+
+def _chunked_d2(query: torch.Tensor, points: torch.Tensor):
+    """Yield squared distances ``(B, c, N)`` for successive chunks of ``c`` queries."""
+    B, M, _ = query.shape
+    N = points.shape[1]
+    chunk = max(1, TORCH_CHUNK_ELEMENTS // (3 * B * N))
+    for q0 in range(0, M, chunk):
+        yield (query[:, q0:q0 + chunk, None, :] - points[:, None, :, :]).square().sum(-1)
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__

@@ -1,0 +1,233 @@
+"""Training configuration: presets, ``--set`` overrides, validation.
+
+A configuration is a plain dict with the sections of a preset YAML file::
+
+    name: skeleton-mutual          # informational
+    description: ...
+    model: {name: ..., num_keypoints: 10, ...}   # kwargs of the registered model class
+    train: {epochs: 80, batch_size: 8, ...}      # see TRAIN_DEFAULTS
+    data: {points: 2048}
+
+:func:`resolve_config` loads a preset, applies ``section.key=value`` overrides
+and returns the validated config with every default filled in; that resolved
+dict is what a run saves as ``config.yaml`` and stores in its checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from kptool.errors import InputError, KptoolError
+
+SECTIONS = ("name", "description", "model", "train", "data")
+
+OPTIMIZERS = ("adadelta", "adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "cosine")
+BEST_METRICS = ("auto", "das", "val_loss")
+
+# Every key of the ``train:`` section with its default. Reference values (Skeleton
+# Merger code): Adadelta with eps 1e-2, lr 1, batch 8, 80 epochs.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 80,
+    "batch_size": 8,            # shapes per step and per process (must be even for paired models)
+    "optimizer": "adadelta",
+    "lr": 1.0,
+    "weight_decay": 0.0,
+    "optimizer_options": {"eps": 1e-2},   # extra keyword arguments of the torch optimiser
+    "scheduler": "none",
+    "scheduler_options": {},    # step: step_size, gamma; cosine: eta_min (T_max = epochs)
+    "grad_clip": None,          # max gradient norm, or None
+    "seed": 0,
+    "val_every": 1,             # validate every N epochs (and after the last); 0 = never
+    "val_split": "val",
+    "best_metric": "auto",      # auto = DAS when the validation split has keypoints, else val loss
+    "keep_every": 0,            # also keep checkpoints/epoch-NNN.pt every N epochs; 0 = last + best only
+    "num_workers": 0,           # DataLoader worker processes
+}
+DATA_DEFAULTS: dict[str, Any] = {"points": 2048}
+
+# Keys that may change when a run is resumed; anything else would not continue the same run.
+RESUMABLE_KEYS = ("train.epochs", "train.val_every", "train.keep_every", "train.num_workers")
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped in ``kptool.presets``."""
+    folder = resources.files("kptool.presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name_or_path: str | Path) -> dict[str, Any]:
+    """Read a preset by name (shipped with kptool) or from a YAML file path.
+
+    The result is the raw YAML content (no defaults filled); see :func:`resolve_config`.
+    """
+    text, where = None, str(name_or_path)
+    shipped = resources.files("kptool.presets") / f"{name_or_path}.yaml"
+    if "/" not in str(name_or_path) and shipped.is_file():
+        text = shipped.read_text(encoding="utf-8")
+    else:
+        path = Path(name_or_path)
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(path, f"unreadable preset ({e})") from None
+    if text is None:
+        raise KptoolError(f"unknown preset {str(name_or_path)!r}: neither a YAML file nor one of "
+                          f"{', '.join(available_presets()) or '(none shipped)'}")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(where, f"invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise InputError(where, "a preset must be a YAML mapping with model:, train: and data: sections")
+    return doc
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-3"`` -> ``(["train", "lr"], 0.001)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    path = [k.strip() for k in key.split(".")]
+    if not sep or not all(path):
+        raise KptoolError(f"bad override {text!r}: expected section.key=value, e.g. train.lr=0.5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(config: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``config`` with each ``a.b=value`` override set (sections are created as needed)."""
+    out = copy.deepcopy(config)
+    for text in overrides:
+        path, value = parse_override(text)
+        if path[0] not in SECTIONS:
+            raise KptoolError(f"bad override {text!r}: unknown section {path[0]!r} "
+                              f"(expected one of {', '.join(SECTIONS)})")
+        node = out
+        for k in path[:-1]:
+            if node.get(k) is None:
+                node[k] = {}
+            if not isinstance(node[k], dict):
+                raise KptoolError(f"bad override {text!r}: {k!r} is not a section")
+            node = node[k]
+        node[path[-1]] = value
+    return out
+
+
+def _number(section: str, key: str, value: Any, kind: type, minimum: float | None = None,
+            allow_none: bool = False) -> Any:
+    """Coerce a YAML value to ``kind``; PyYAML reads ``1e-3`` (no dot) as a string, so accept that."""
+    if value is None and allow_none:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if kind is int:
+            if number != int(number):
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError):
+        raise KptoolError(f"{section}.{key} must be {'an integer' if kind is int else 'a number'}, "
+                          f"got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise KptoolError(f"{section}.{key} must be at least {minimum}, got {value!r}")
+    return number
+
+
+def _options(section: str, key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KptoolError(f"{section}.{key} must be a mapping, got {value!r}")
+    # Optimiser/scheduler kwargs are numbers almost always; convert "1e-8" strings.
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        out[k] = v
+    return out
+
+
+def _check_choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise KptoolError(f"{section}.{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _unknown_keys(section: str, given: dict, known: Iterable[str]) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise KptoolError(f"unknown {section} key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check every key and fill in defaults; returns a new, resolved config."""
+    if not isinstance(config, dict):
+        raise KptoolError("a configuration must be a mapping")
+    _unknown_keys("top-level", config, SECTIONS)
+    for section in ("model", "train", "data"):
+        if config.get(section) is not None and not isinstance(config[section], dict):
+            raise KptoolError(f"{section}: must be a mapping, got {config[section]!r}")
+    model = dict(config.get("model") or {})
+    train = {**copy.deepcopy(TRAIN_DEFAULTS), **(config.get("train") or {})}
+    data = {**DATA_DEFAULTS, **(config.get("data") or {})}
+    _unknown_keys("train", train, TRAIN_DEFAULTS)
+    _unknown_keys("data", data, DATA_DEFAULTS)
+
+    train["epochs"] = _number("train", "epochs", train["epochs"], int, minimum=1)
+    train["batch_size"] = _number("train", "batch_size", train["batch_size"], int, minimum=1)
+    train["lr"] = _number("train", "lr", train["lr"], float, minimum=0)
+    train["weight_decay"] = _number("train", "weight_decay", train["weight_decay"], float, minimum=0)
+    train["grad_clip"] = _number("train", "grad_clip", train["grad_clip"], float, minimum=0, allow_none=True)
+    train["seed"] = _number("train", "seed", train["seed"], int, minimum=0)
+    for key in ("val_every", "keep_every", "num_workers"):
+        train[key] = _number("train", key, train[key], int, minimum=0)
+    train["optimizer"] = _check_choice("train", "optimizer", str(train["optimizer"]).lower(), OPTIMIZERS)
+    train["scheduler"] = _check_choice("train", "scheduler", str(train["scheduler"]).lower(), SCHEDULERS)
+    train["best_metric"] = _check_choice("train", "best_metric", train["best_metric"], BEST_METRICS)
+    train["val_split"] = _check_choice("train", "val_split", train["val_split"], ("train", "val", "test"))
+    train["optimizer_options"] = _options("train", "optimizer_options", train["optimizer_options"])
+    train["scheduler_options"] = _options("train", "scheduler_options", train["scheduler_options"])
+    data["points"] = _number("data", "points", data["points"], int, minimum=1)
+    # the model's own keys are checked against its constructor by kptool.models.build_model
+    if not model.get("name"):
+        raise KptoolError("model.name is missing (the registered model to train)")
+    model["num_keypoints"] = _number("model", "num_keypoints", model.get("num_keypoints"), int, minimum=1)
+    return {"name": str(config.get("name") or model["name"]), "description": str(config.get("description") or ""),
+            "model": model, "train": train, "data": data}
+
+
+def resolve_config(preset: str | Path | dict[str, Any], overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Preset (name, path or dict) + ``a.b=value`` overrides -> validated config with defaults."""
+    base = preset if isinstance(preset, dict) else load_preset(preset)
+    return validate_config(apply_overrides(base, overrides))
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        dotted = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += config_changes(a, b, dotted + ".")
+        elif a != b:
+            changed.append(dotted)
+    return changed
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    """YAML text of a config (what ``config.yaml`` in a run folder holds)."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

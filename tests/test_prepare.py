@@ -1,0 +1,197 @@
+"""kptool prepare: real sample data, built-in data, resume, failures and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kptool.cli.main import main
+from kptool.data import prepared
+from kptool.data.prepare import PrepareOptions, run_prepare
+from kptool.data.prepared import PreparedDataset, collate_shapes
+from kptool.data.sources import FolderSource, KeypointNetSource, ShapeNetPartSource, SyntheticSource
+from kptool.errors import InputError, KptoolError, OutputError
+
+
+@pytest.mark.parametrize("category", ["airplane", "chair"])
+def test_keypointnet_keypoints_land_on_their_points_and_map_back(shared_data, tmp_path, category):
+    from kptool.io import read_keypointnet_annotations
+
+    out = tmp_path / category
+    summary = run_prepare(KeypointNetSource(str(shared_data / "keypointnet"), category), out, PrepareOptions())
+    assert not summary.failed
+    ann = read_keypointnet_annotations(shared_data / "keypointnet" / "annotations" / f"{category}.json")
+    ds = PreparedDataset(out)
+    assert len(ds) == len(list((shared_data / "keypointnet" / "pcds" / ds.manifest["source"]["synset"]).glob("*.pcd")))
+    for shape in ds:
+        a = ann[shape.id]
+        # exactly on pcd[point_index] after the transform ...
+        np.testing.assert_array_equal(shape.keypoints, shape.points[shape.keypoint_point_index])
+        np.testing.assert_array_equal(shape.keypoint_point_index, a.point_index)
+        # ... and back to the annotation's xyz through the stored transform
+        np.testing.assert_allclose(shape.meta["transform"].apply_inverse(shape.keypoints), a.keypoints, atol=1e-5)
+        np.testing.assert_array_equal(shape.keypoint_ids, a.semantic_ids)
+        assert shape.points.min() == pytest.approx(-1, abs=1e-6) and shape.points.max() == pytest.approx(1, abs=1e-6)
+    # official splits are used
+    official = {l.strip() for l in (shared_data / "keypointnet/splits/test.txt").read_text().split()}
+    for rec in ds.manifest["shapes"]:
+        key = f"{ds.manifest['source']['synset']}-{rec['id']}"
+        if key in official:
+            assert rec["split"] == "test"
+
+
+def test_keypointnet_mesh_is_carried_in_the_same_frame(shared_data, tmp_path):
+    run_prepare(KeypointNetSource(str(shared_data / "keypointnet"), "03001627"), tmp_path / "c", PrepareOptions())
+    shape = PreparedDataset(tmp_path / "c")[0]
+    assert shape.has_mesh
+    from scipy.spatial import cKDTree
+    import trimesh
+
+    mesh = trimesh.Trimesh(shape.vertices, shape.faces, process=False)
+    _, dist, _ = trimesh.proximity.closest_point(mesh, shape.points[:200])
+    assert np.median(dist) < 0.02   # cloud sampled from this mesh, same frame
+
+
+def test_shapenet_part_labels_follow_points(shared_data, tmp_path):
+    from kptool.io import read_shapenet_part
+
+    root = shared_data / "shapenet-part"
+    run_prepare(ShapeNetPartSource(str(root), "chair"), tmp_path / "p", PrepareOptions(points=1024))
+    shape = PreparedDataset(tmp_path / "p")[0]
+    raw = read_shapenet_part(next((root / "03001627/points").glob("*.pts")),
+                             next((root / "03001627/points_label").glob("*.seg")))
+    assert shape.points.shape == (1024, 3) and shape.point_labels.shape == (1024,)
+    # every prepared point is a raw point with the same label
+    back = shape.meta["transform"].apply_inverse(shape.points.astype(np.float64))
+    from scipy.spatial import cKDTree
+
+    d, idx = cKDTree(raw.points).query(back)
+    assert d.max() < 1e-5
+    np.testing.assert_array_equal(raw.point_labels[idx], shape.point_labels)
+    assert PreparedDataset(tmp_path / "p").manifest["shapes"][0]["split"] == "train"   # official list
+
+
+def test_folder_of_tosca_meshes(shared_data, tmp_path):
+    summary = run_prepare(FolderSource(str(shared_data / "tosca")), tmp_path / "t", PrepareOptions())
+    ds = PreparedDataset(tmp_path / "t")
+    assert {"cat-00", "lion-00"} <= set(ds.ids)
+    assert all(s.has_mesh and s.points.shape == (2048, 3) for s in ds)
+    # landmarks.txt is a two-column index table, not a cloud: listed as a failure, not fatal
+    assert [f["id"] for f in summary.failed] == ["landmarks"]
+
+
+def test_synthetic_parallel_and_torch_dataset(tmp_path):
+    summary = run_prepare(SyntheticSource("chair", 6, seed=3), tmp_path / "s", PrepareOptions(points=512), workers=2)
+    assert summary.prepared == 6 and not summary.failed
+    ds = PreparedDataset(tmp_path / "s")
+    assert sum(summary.counts.values()) == 6
+    shape = ds[0]
+    assert shape.has_mesh and shape.keypoints is not None and shape.point_labels is not None
+    # keypoints stay on the (transformed) mesh surface
+    import trimesh
+
+    _, dist, _ = trimesh.proximity.closest_point(trimesh.Trimesh(shape.vertices, shape.faces), shape.keypoints)
+    assert dist.max() < 1e-4
+    batch = collate_shapes([ds.torch_dataset(with_keypoints=True)[i] for i in range(3)])
+    assert tuple(batch["points"].shape) == (3, 512, 3)
+    # same seed -> the same dataset, whatever the worker count
+    run_prepare(SyntheticSource("chair", 6, seed=3), tmp_path / "s1", PrepareOptions(points=512), workers=1)
+    for a, b in zip(PreparedDataset(tmp_path / "s"), PreparedDataset(tmp_path / "s1")):
+        np.testing.assert_array_equal(a.points, b.points)
+
+
+def _interrupt_after(n):
+    def progress(done, total, status):
+        if done >= n:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_resume_after_interruption(tmp_path):
+    out = tmp_path / "r"
+    src = SyntheticSource("mug", 5, seed=1)
+    opts = PrepareOptions(points=256)
+    with pytest.raises(KeyboardInterrupt):
+        run_prepare(src, out, opts, progress=_interrupt_after(2))
+    assert not (out / prepared.MANIFEST).exists()       # incomplete datasets have no manifest
+    with pytest.raises(InputError, match="interrupted"):
+        PreparedDataset(out)
+    done_before = sorted(p.name for p in (out / "shapes").iterdir())
+    assert len(done_before) == 2 and all(p.endswith(".npz") for p in done_before)   # no temp files left
+    # a half-written file from a hard kill is redone
+    (out / "shapes" / done_before[1]).write_bytes(b"PK\x03\x04 truncated")
+    summary = run_prepare(src, out, opts)
+    assert summary.skipped == 1 and summary.prepared == 4
+    assert len(PreparedDataset(out)) == 5
+    # running a finished command again redoes nothing
+    assert run_prepare(src, out, opts).skipped == 5
+
+
+def test_failures_are_listed_and_strict_stops(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(root / "good.npy", rng.normal(size=(300, 3)))
+    bad = rng.normal(size=(300, 3))
+    bad[5, 1] = np.nan
+    np.save(root / "nan.npy", bad)
+    np.save(root / "few.npy", rng.normal(size=(10, 3)))
+    (root / "garbage.ply").write_bytes(b"\x00\x01not a ply at all")
+    (root / "empty.obj").write_text("# nothing\n")
+    summary = run_prepare(FolderSource(str(root)), tmp_path / "o", PrepareOptions(points=256))
+    failed = {f["id"]: f["error"] for f in summary.failed}
+    assert set(failed) == {"nan", "few", "garbage", "empty"}
+    assert "NaN" in failed["nan"] and "fewer than" in failed["few"]
+    assert all(f["source"] in f["error"] or Path(f["source"]).name in f["error"] for f in summary.failed)
+    assert json.loads((tmp_path / "o" / "failures.json").read_text()) == summary.failed
+    assert PreparedDataset(tmp_path / "o").ids == ["good"]
+    with pytest.raises(KptoolError, match="nan.npy|few.npy|garbage.ply|empty.obj"):
+        run_prepare(FolderSource(str(root)), tmp_path / "o2", PrepareOptions(points=256), strict=True)
+
+
+def test_output_folder_protection(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputError, match="not a kptool dataset"):
+        run_prepare(SyntheticSource("mug", 2), foreign, PrepareOptions(points=128))
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    out = tmp_path / "o"
+    run_prepare(SyntheticSource("mug", 2), out, PrepareOptions(points=128))
+    with pytest.raises(OutputError, match="other arguments"):
+        run_prepare(SyntheticSource("mug", 2), out, PrepareOptions(points=256))
+    run_prepare(SyntheticSource("mug", 2), out, PrepareOptions(points=256), force=True)
+    assert PreparedDataset(out)[0].points.shape == (256, 3)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["prepare", "keypointnet", "--root", "/no/such/dir", "--category", "chair"], "/no/such/dir"),
+    (["prepare", "folder", "--root", "{tmp}/notalayout"], "no shape files"),
+    (["prepare", "keypointnet", "--root", "{tmp}/notalayout", "--category", "chair"], "annotations/chair.json"),
+    (["prepare", "synthetic", "--category", "sofa", "--count", "2"], "unknown built-in category"),
+    (["info", "{tmp}/notalayout"], "not a prepared dataset"),
+])
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path, capsys, args, needle):
+    (tmp_path / "notalayout").mkdir()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if argv[0] == "prepare":
+        argv += ["--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_cli_prepare_and_info_json(tmp_path, capsys):
+    assert main(["prepare", "synthetic", "--category", "table", "--count", "3", "--points", "256",
+                 "--out", str(tmp_path / "t"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["prepared"] == 3
+    assert main(["info", str(tmp_path / "t"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["counts"]["total"] == 3 and info["frame"]["normalize"] == "skeleton-merger"
+    assert info["keypoints_per_shape"]["min"] >= 8
