@@ -16,13 +16,7 @@ from torch import nn
 from kptool.data.prepared import save_shape, write_manifest
 from kptool.data.shape import Shape
 from kptool.data.transform import Transform
-import kptool.models
-
-if not hasattr(kptool.models, "register_model"):  # until kptool.models exports its registry
-    from kptool.models import registry as _registry
-
-    kptool.models.register_model, kptool.models.build_model = _registry.register_model, _registry.build_model
-register_model = kptool.models.register_model
+from kptool.models import register_model
 
 
 class TinyKeypoints(nn.Module):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,7 +66,7 @@ def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Sh
     try:
         with np.load(p, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise InputError(p, f"unreadable prepared shape file ({e})") from None
     if "points" not in data or "transform" not in data:
         raise InputError(p, "not a prepared shape file (needs 'points' and 'transform')")

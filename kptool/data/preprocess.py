@@ -134,6 +134,9 @@ def prepare_shape(shape: Shape, points: int = DEFAULT_POINTS, normalize: str = "
         out.keypoints = transform.apply(np.asarray(shape.keypoints, dtype=np.float64)).astype(np.float32)
         out.keypoint_ids = None if shape.keypoint_ids is None else np.asarray(shape.keypoint_ids, dtype=np.int64)
         out.keypoint_point_index, out.meta["keypoints_on_points"] = _keypoint_indices(out, keep, kp_index)
+        if kp_index is not None and out.meta["keypoints_on_points"]:
+            # KeypointNet: the keypoint *is* pcd[point_index]; its JSON xyz only differs by rounding.
+            out.keypoints = out.points[out.keypoint_point_index].copy()
     if shape.symmetry_plane is not None:
         out.symmetry_plane = transform_plane(shape.symmetry_plane, transform)
     if shape.symmetric_pairs is not None:

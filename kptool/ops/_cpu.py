@@ -35,13 +35,17 @@ def f32(t: torch.Tensor) -> np.ndarray:
 def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
     """Build a k-d tree over ``pts[:n]``; return ``(num_nodes, max_depth)``.
 
-    Fills ``perm`` (tree order -> point index), ``tp`` (points in tree order) and
+    Fills ``perm`` (tree order -> point index), ``tp (3, n)`` (coordinates in tree order) and
     per node its bounding box ``lo/hi (3,)``, its range ``start:end`` in tree
     order and ``child`` (index of the left child, right = left + 1; -1 = leaf).
     Node arrays need ``2 * n`` rows: every split leaves both sides non-empty.
     """
+    # Partition the coordinates themselves (not just ``perm``) so that every pass
+    # reads memory in order.
     for i in range(n):
         perm[i] = i
+        for a in range(3):
+            tp[a, i] = pts[i, a]
     depth = np.zeros(2 * n, np.int64)
     start[0] = 0
     end[0] = n
@@ -50,17 +54,14 @@ def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
     i = 0
     while i < count:
         s, e = start[i], end[i]
-        for a in range(3):
-            lo[i, a] = _FINF
-            hi[i, a] = -_FINF
-        for j in range(s, e):
-            p = perm[j]
-            for a in range(3):
-                v = pts[p, a]
-                if v < lo[i, a]:
-                    lo[i, a] = v
-                if v > hi[i, a]:
-                    hi[i, a] = v
+        x0, y0, z0 = tp[0, s], tp[1, s], tp[2, s]
+        x1, y1, z1 = x0, y0, z0
+        for j in range(s + 1, e):
+            x0, x1 = min(x0, tp[0, j]), max(x1, tp[0, j])
+            y0, y1 = min(y0, tp[1, j]), max(y1, tp[1, j])
+            z0, z1 = min(z0, tp[2, j]), max(z1, tp[2, j])
+        lo[i, 0], lo[i, 1], lo[i, 2] = x0, y0, z0
+        hi[i, 0], hi[i, 1], hi[i, 2] = x1, y1, z1
         child[i] = -1
         if e - s > leaf_size:
             axis = 0
@@ -70,10 +71,12 @@ def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
             mid = np.float32(0.5) * (lo[i, axis] + hi[i, axis])
             a_, b_ = s, e - 1
             while a_ <= b_:
-                if pts[perm[a_], axis] < mid:
+                if tp[axis, a_] < mid:
                     a_ += 1
                 else:
                     perm[a_], perm[b_] = perm[b_], perm[a_]
+                    for c in range(3):
+                        tp[c, a_], tp[c, b_] = tp[c, b_], tp[c, a_]
                     b_ -= 1
             # All-equal coordinates (or a box one float wide) cannot be split: keep a big leaf.
             if s < a_ < e:
@@ -84,9 +87,6 @@ def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
                 max_depth = max(max_depth, depth[i] + 1)
                 count += 2
         i += 1
-    for j in range(n):
-        for a in range(3):
-            tp[j, a] = pts[perm[j], a]
     return count, max_depth
 
 
@@ -122,7 +122,7 @@ def _fps_one(pts, n, k, first, leaf_size, out):
     again while unselected duplicates (distance 0) remain.
     """
     perm = np.empty(n, np.int64)
-    tp = np.empty((n, 3), np.float32)
+    tp = np.empty((3, n), np.float32)
     lo = np.empty((2 * n, 3), np.float32)
     hi = np.empty((2 * n, 3), np.float32)
     start = np.empty(2 * n, np.int64)
@@ -145,6 +145,7 @@ def _fps_one(pts, n, k, first, leaf_size, out):
             break
         x, y, z = pts[cur, 0], pts[cur, 1], pts[cur, 2]
         pc = pos[cur]
+        dist[pc] = _FM1
         stack[0] = 0
         sp = 1
         nv = 0
@@ -158,22 +159,20 @@ def _fps_one(pts, n, k, first, leaf_size, out):
                     continue
             c = child[nd]
             if c < 0:
+                s0, s1 = start[nd], end[nd]
                 bm = -_FINF
-                ba = n
-                for j in range(start[nd], end[nd]):
-                    dx = tp[j, 0] - x
-                    dy = tp[j, 1] - y
-                    dz = tp[j, 2] - z
+                for j in range(s0, s1):
+                    dx = tp[0, j] - x
+                    dy = tp[1, j] - y
+                    dz = tp[2, j] - z
                     d = dx * dx + dy * dy + dz * dz
-                    if d < dist[j]:
-                        dist[j] = d
-                    if j == pc:
-                        dist[j] = _FM1
-                    dj = dist[j]
-                    pj = perm[j]
-                    if dj > bm or (dj == bm and pj < ba):
-                        bm = dj
-                        ba = pj
+                    v = dist[j]
+                    v = d if d < v else v
+                    dist[j] = v
+                    bm = v if v > bm else bm
+                ba = n
+                for j in range(s0, s1):
+                    ba = perm[j] if dist[j] == bm and perm[j] < ba else ba
                 nmax[nd] = bm
                 narg[nd] = ba
             else:
@@ -211,7 +210,7 @@ def fps(points, lengths, k, starts, leaf_size):
 def _build_trees(points, lengths, leaf_size):
     B, N = points.shape[0], points.shape[1]
     perm = np.empty((B, N), np.int64)
-    tp = np.empty((B, N, 3), np.float32)
+    tp = np.empty((B, 3, N), np.float32)
     lo = np.empty((B, 2 * N, 3), np.float32)
     hi = np.empty((B, 2 * N, 3), np.float32)
     start = np.empty((B, 2 * N), np.int64)
@@ -242,9 +241,9 @@ def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, b
         c = child[nd]
         if c < 0:
             for j in range(start[nd], end[nd]):
-                dx = tp[j, 0] - x
-                dy = tp[j, 1] - y
-                dz = tp[j, 2] - z
+                dx = tp[0, j] - x
+                dy = tp[1, j] - y
+                dz = tp[2, j] - z
                 d = dx * dx + dy * dy + dz * dz
                 pj = perm[j]
                 if d < bd[k - 1] or (d == bd[k - 1] and pj < bi[k - 1]):

@@ -21,8 +21,9 @@ from typing import Callable
 import manifold3d
 import numpy as np
 import trimesh
-from scipy.sparse.csgraph import connected_components
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 Manifold = manifold3d.Manifold
 
@@ -190,16 +191,19 @@ class Assembly:
         # Keypoints without a partner lie on the symmetry plane: snap them to the
         # seam so they stay exactly there; mirror the others' snapped positions.
         placed: dict[int, np.ndarray] = {}
+        sided: list[tuple[int, np.ndarray]] = []
         for kid, p in self.points.items():
             p = (p - center) * scale
-            partner = self.pairs.get(kid)
-            if partner is None:
+            if kid not in self.pairs:
                 placed[kid] = closest_on_segments(vertices[seam[:, 0]], vertices[seam[:, 1]], p)
-                continue
-            if partner in self.points:
-                raise ValueError(f"keypoints {kid} and {partner} are mirror images: place only one")
-            placed[kid] = closest_points(vertices, faces, p[None])[0]
-            placed[partner] = placed[kid] * MIRROR_X
+            elif self.pairs[kid] in self.points:
+                raise ValueError(f"keypoints {kid} and {self.pairs[kid]} are mirror images: place only one")
+            else:
+                sided.append((kid, p))
+        if sided:
+            snapped = closest_points(vertices, faces, np.stack([p for _, p in sided]))
+            for (kid, _), p in zip(sided, snapped):
+                placed[kid], placed[self.pairs[kid]] = p, p * MIRROR_X
         all_ids = np.array(sorted(placed), dtype=np.int64)
         pairs = sorted((a, b) for a, b in self.pairs.items() if a < b and a in placed and b in placed)
         return BuiltShape(
@@ -245,12 +249,17 @@ def mirror_half(vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray
 
 
 def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
-    """Raise :class:`BuildFailed` unless the mesh is watertight, consistently wound and connected."""
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    if not (mesh.is_watertight and mesh.is_winding_consistent):
-        raise BuildFailed("mesh is not watertight")
+    """Raise :class:`BuildFailed` unless the mesh is closed, consistently wound and connected.
+
+    Closed and consistently wound: every directed edge occurs exactly once and so
+    does its reverse (each edge joins exactly two faces, traversed oppositely).
+    """
     n = len(vertices)
     edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    forward = np.sort(edges[:, 0] * n + edges[:, 1])
+    backward = np.sort(edges[:, 1] * n + edges[:, 0])
+    if (np.diff(forward) == 0).any() or not np.array_equal(forward, backward):
+        raise BuildFailed("mesh is not watertight")
     graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
     count, _ = connected_components(graph, directed=False)
     if count != 1:
@@ -260,19 +269,19 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
 def closest_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Closest point on the mesh surface to each of ``points`` ``(K, 3)`` -> ``(K, 3)``.
 
-    Exact: for each point only the triangles whose bounding box is nearer than
-    the nearest vertex can hold the closest point, and only those are tested.
+    Exact: only triangles whose bounding box is nearer than the point's nearest
+    vertex can hold the closest point, and only those are tested.
     """
     tris = vertices[faces]  # (F, 3, 3)
     lo, hi = tris.min(1), tris.max(1)
-    out = np.empty_like(points)
-    for k, p in enumerate(points):
-        box_dist = np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
-        bound = np.sqrt(((vertices - p) ** 2).sum(1).min())
-        cand = np.flatnonzero(box_dist <= bound + 1e-12)
-        q = trimesh.triangles.closest_point(tris[cand], np.repeat(p[None], len(cand), 0))
-        out[k] = q[np.argmin(((q - p) ** 2).sum(1))]
-    return out
+    bound, _ = cKDTree(vertices).query(points)
+    gap = np.maximum(np.maximum(lo[None] - points[:, None], points[:, None] - hi[None]), 0.0)  # (K, F, 3)
+    k, f = np.nonzero((gap ** 2).sum(-1) <= (bound ** 2 + 1e-12)[:, None])
+    q = trimesh.triangles.closest_point(tris[f], points[k])
+    d2 = ((q - points[k]) ** 2).sum(1)
+    order = np.lexsort((d2, k))  # by point, nearest first
+    first = np.unique(k[order], return_index=True)[1]
+    return q[order[first]]
 
 
 def closest_on_segments(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:

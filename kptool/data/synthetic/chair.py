@@ -36,13 +36,15 @@ def build(rng: np.random.Generator, asm: Assembly) -> dict:
 
     # Seat: top at height h, front edge at z = -depth/2.
     width, depth, thick, h = u(0.42, 0.56), u(0.40, 0.52), u(0.03, 0.08), u(0.40, 0.50)
+    r = u(0.04, 0.12) if rounded_seat else 0.0  # corner radius
     if rounded_seat:
-        r = u(0.04, 0.12)
         corners = [(sx * (width / 2 - r), h - thick, sz * (depth / 2 - r)) for sx in (-1, 1) for sz in (-1, 1)]
         asm.add(hull(*(rod(c, np.add(c, (0, thick, 0)), r, segments=32) for c in corners)), SEAT)
     else:
         asm.add(box((0, h - thick / 2, 0), (width, thick, depth)), SEAT)
-    asm.keypoint(4, (width / 2, h, -depth / 2))
+    # The corner on the top's rim, on the diagonal of a rounded corner.
+    corner = r * (1 - np.sqrt(0.5))
+    asm.keypoint(4, (width / 2 - corner, h, -depth / 2 + corner))
 
     # Back: a (possibly tilted) panel or two posts with rails, rising from the seat's rear.
     back_h, back_t = u(0.32, 0.62), u(0.025, 0.06)
@@ -66,13 +68,13 @@ def build(rng: np.random.Generator, asm: Assembly) -> dict:
     def back_front_z(y: float) -> float:
         return b0[2] - back_t / 2 / np.cos(tilt) + (y - b0[1]) * np.tan(tilt)
 
-    asm.keypoint(2, (width / 2, h, back_front_z(h)))
+    asm.keypoint(2, (width / 2 - corner, h, back_front_z(h)))
 
     if arms:
         arm_w, arm_t, arm_h = u(0.04, 0.07), u(0.025, 0.045), u(0.18, 0.26)
         x = min(width, back_w) / 2 - arm_w / 2
         y = h + arm_h
-        z_front = -depth / 2 + u(0.0, 0.08)
+        z_front = -depth / 2 + r + u(0.015, 0.08)  # along the seat's straight side
         z_back = back_front_z(y) + back_t / 2
         asm.add(box((x, y, (z_front + z_back) / 2), (arm_w, arm_t, z_back - z_front)), ARM, mirror=True)
         post_w = arm_w * u(0.6, 0.9)

@@ -1,0 +1,90 @@
+"""Accuracy and speed of kptool's geodesic methods against exact geodesics (pygeodesic).
+
+On the TOSCA meshes of the shared sample data, for a few random source vertices:
+mean relative error against exact mesh geodesics (over vertices farther than 1% of
+the bounding-box diagonal from the source) and milliseconds per source, for
+
+- ``mesh heat``: potpourri3d's heat method on the mesh (one-time factorisation
+  reported separately from the per-source cost);
+- ``cloud heat`` / ``cloud graph``: the point-cloud heat method and Dijkstra on the
+  20-NN graph, both on the mesh's vertices alone.
+
+Checks: mesh heat error < 2% and >= 100x faster per source than exact.
+
+    python benchmarks/geodesic.py [--data DIR] [--sources 5] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from kptool.geodesic import cloud_geodesics, mesh_geodesics
+
+MESHES = ("cat-00.off", "lion-00.off")
+
+
+def timed(distances, sources):
+    """Distances from ``sources[1:]``, the time of a first one-source call (it builds and caches the
+    solver) minus the per-source time, and the per-source time of one call with all the others."""
+    t = time.perf_counter()
+    distances(sources[:1])
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    d = distances(sources[1:])
+    each = (time.perf_counter() - t) / (len(sources) - 1)
+    return d, first - each, each
+
+
+def relative_error(d, exact, eps):
+    keep = np.isfinite(exact) & (exact > eps)
+    return float(np.mean(np.abs(d[keep] - exact[keep]) / exact[keep]))
+
+
+def main() -> int:
+    default = os.environ.get("KPTOOL_TEST_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=default, help="the shared sample-data folder (holds tosca/)")
+    ap.add_argument("--sources", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    folder = Path(args.data) / "tosca"
+    if not folder.is_dir():
+        print(f"skipped: no TOSCA meshes at {folder} (pass --data or set KPTOOL_TEST_DATA)")
+        return 0
+    rng = np.random.default_rng(args.seed)
+    ok = True
+    header = f"{'mesh':<12}{'V':>7} {'method':<12}{'setup ms':>10}{'ms/source':>11}{'rel. error':>12}{'speed-up':>10}"
+    print(header)
+    print("-" * len(header))
+    for name in MESHES:
+        mesh = trimesh.load(folder / name, process=False)
+        v, f = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+        src = rng.choice(len(v), args.sources + 1, replace=False)   # +1: the first call also builds
+        eps = 0.01 * float(np.linalg.norm(v.max(0) - v.min(0)))
+        exact, setup, exact_each = timed(lambda s: mesh_geodesics(v, f, s, method="exact"), src)
+        rows = [("exact", setup, exact_each, 0.0)]
+        for label, distances in [("mesh heat", lambda s: mesh_geodesics(v, f, s, method="heat")),
+                                 ("cloud heat", lambda s: cloud_geodesics(v, s, method="heat")),
+                                 ("cloud graph", lambda s: cloud_geodesics(v, s, method="graph"))]:
+            d, setup, each = timed(distances, src)
+            rows.append((label, setup, each, relative_error(d, exact, eps)))
+        for label, setup, each, err in rows:
+            print(f"{name:<12}{len(v):>7} {label:<12}{1e3 * setup:>10.1f}{1e3 * each:>11.2f}{100 * err:>11.2f}%"
+                  f"{exact_each / each:>9.0f}x")
+        heat_err, heat_each = rows[1][3], rows[1][2]
+        passed_err, passed_speed = heat_err < 0.02, exact_each / heat_each >= 100
+        ok &= passed_err and passed_speed
+        print(f"{name}: mesh heat error {100 * heat_err:.2f}% < 2%: {'PASS' if passed_err else 'FAIL'}; "
+              f"{exact_each / heat_each:.0f}x faster per source >= 100x: {'PASS' if passed_speed else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
