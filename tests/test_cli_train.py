@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from kptool.cli.main import app, main
+from kptool.cli.main import main
 
 from test_train_helpers import TinyKeypoints, make_dataset, reset_hooks, tiny_config
 
@@ -87,16 +87,14 @@ def test_train_needs_preset_and_data(setup, tmp_path, capsys):
 def test_ctrl_c_exits_130_with_resume_hint_and_nan_exits_2(setup, tmp_path, capsys):
     data, preset = setup
     TinyKeypoints.sigint_at_call = 2
-    # the command's own exit status (kptool.cli.main.main passes on what the app returns)
-    code = app(args=[str(a) for a in ["train", "-p", preset, "-d", data, "-o", tmp_path / "a", "--device", "cpu"]],
-               standalone_mode=False)
-    err = capsys.readouterr().err
+    code, _, err = run_cli(["train", "-p", preset, "-d", data, "-o", tmp_path / "a", "--device", "cpu"], capsys)
     assert code == 130
     assert "kptool train --resume --out" in err
     reset_hooks()
     code, _, err = run_cli(["train", "--resume", "-o", tmp_path / "a", "-q"], capsys)
     assert code == 0, err
 
+    reset_hooks()
     TinyKeypoints.nan_at_call = 1
     code, _, err = run_cli(["train", "-p", preset, "-d", data, "-o", tmp_path / "b", "-q"], capsys)
     assert code == 2 and "loss became non-finite" in err and "no checkpoint was saved yet" in err

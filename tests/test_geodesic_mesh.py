@@ -229,3 +229,55 @@ def test_cuda_tensors():
     d = mesh_geodesics(torch.tensor(v, device="cuda"), torch.tensor(f, device="cuda"), torch.tensor([0], device="cuda"))
     assert d.device.type == "cuda"
     np.testing.assert_allclose(d.cpu().numpy(), mesh_geodesics(v, f, np.array([0])), atol=1e-12)
+
+
+def test_batched_heat_equals_one_source_at_a_time():
+    from kptool.geodesic.mesh import HeatSolver
+
+    v, f = bumpy()
+    src = np.array([0, 17, 200, 17, 5])
+    solver = HeatSolver(v, f)
+    batched = solver(src)
+    single = np.stack([solver(src[i:i + 1])[0] for i in range(len(src))])
+    np.testing.assert_allclose(batched, single, rtol=1e-10, atol=1e-12)
+    assert np.abs(batched[np.arange(len(src)), src]).max() == 0
+
+
+def test_heat_matches_potpourri3d():
+    """Same discretisation as potpourri3d's robust heat solver (intrinsic Delaunay, t = mean edge^2)."""
+    import potpourri3d as pp3d
+
+    v, f = bumpy(3)
+    src = np.array([1, 50, 300])
+    ref = np.stack([pp3d.MeshHeatMethodDistanceSolver(v, f).compute_distance(int(s)) for s in src])
+    ours = mesh_geodesics(v, f, src, method="heat")
+    # potpourri3d mollifies lengths slightly differently and does not clamp by the Euclidean distance.
+    diff = np.abs(ours - ref)
+    assert diff.mean() < 1e-3 * ref.max() and diff.max() < 0.02 * ref.max()
+
+
+def test_intrinsic_delaunay_flips_obtuse_pair_and_keeps_lengths():
+    from kptool.geodesic.mesh import intrinsic_delaunay
+
+    # Two flat triangles sharing a long edge with two very obtuse opposite angles: flipping gives the short diagonal.
+    v = np.array([[-1.0, 0, 0], [1, 0, 0], [0, 0.1, 0], [0, -0.1, 0]])
+    f = np.array([[0, 1, 2], [1, 0, 3]])
+    faces, length = intrinsic_delaunay(v, f)
+    edges = {tuple(sorted((a, b))): length[i, c] for i, face in enumerate(faces)
+             for c, (a, b) in enumerate(zip(face, np.roll(face, -1)))}
+    assert (2, 3) in edges and (0, 1) not in edges
+    assert edges[(2, 3)] == pytest.approx(0.2, abs=1e-4)             # planar, so the flipped edge is straight
+    for e in [(0, 2), (1, 2), (0, 3), (1, 3)]:
+        assert edges[e] == pytest.approx(np.linalg.norm(v[e[0]] - v[e[1]]), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["heat", "exact"])
+def test_vertex_fast_path_equals_general_path(method):
+    v, f = bumpy()
+    src, tgt = np.array([4, 80, 4]), np.arange(len(v))
+    fast = mesh_geodesics(v, f, src, tgt, method=method)
+    # The same target vertices as surface points (a face corner each) go through the interpolating path.
+    faces_of = np.array([np.flatnonzero((f == t).any(1))[0] for t in tgt])
+    corner = np.array([int(np.flatnonzero(f[fi] == t)[0]) for fi, t in zip(faces_of, tgt)])
+    general = mesh_geodesics(v, f, src, SurfacePoints(faces_of, np.eye(3)[corner]), method=method)
+    np.testing.assert_allclose(fast, general, rtol=1e-12, atol=1e-12)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import potpourri3d as pp3d
@@ -226,6 +230,20 @@ def test_same_seed_same_shape_other_seed_other_shape(category):
     assert a.vertices.shape != c.vertices.shape or not np.array_equal(a.vertices, c.vertices)
 
 
+def _digest(sh) -> str:
+    arrays = (sh.vertices, sh.faces, sh.face_labels, sh.keypoints, sh.keypoint_ids, sh.symmetric_pairs)
+    return hashlib.sha1(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
+
+
+def test_shapes_do_not_depend_on_the_process():
+    # manifold3d numbers meshes with a process-wide counter; output must not depend on it.
+    code = ("from kptool.data.synthetic import generate_shape; "
+            f"from tests.test_synthetic import _digest; print(*(_digest(generate_shape(c, 5)) for c in {NAMES!r}))")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    assert fresh == [_digest(shape(c, 5)) for c in NAMES]
+
+
 def test_generate_category_uses_per_index_seeds():
     got = list(generate_category("table", 3, seed=2))
     assert [s.id for s in got] == [f"table-{shape_seed(2, i):06d}" for i in range(3)]
@@ -253,8 +271,9 @@ def test_user_errors_are_one_line():
 def test_closest_points_hand_worked_and_against_reference():
     cube = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
     v, f = np.asarray(cube.vertices, float), np.asarray(cube.faces, np.int64)
+    # Outside a face, inside (nearest face z = 0.5), beyond a corner.
     pts = np.array([[2.0, 0.1, 0.2], [0.1, 0.2, 0.3], [1.0, 1.0, 1.0]])
-    np.testing.assert_allclose(closest_points(v, f, pts), [[0.5, 0.1, 0.2], [0.5, 0.2, 0.3], [0.5, 0.5, 0.5]])
+    np.testing.assert_allclose(closest_points(v, f, pts), [[0.5, 0.1, 0.2], [0.1, 0.2, 0.5], [0.5, 0.5, 0.5]])
     sh = shape("airplane", 0)
     rng = np.random.default_rng(0)
     pts = rng.uniform(-0.5, 0.5, (30, 3))

@@ -14,6 +14,7 @@ from kptool.train.checkpoint import export_weights
 from kptool.train.config import apply_overrides, parse_override
 from kptool.train.sampler import epoch_batches
 
+from conftest import requires_cuda
 from test_train_helpers import TinyKeypoints, make_dataset, reset_hooks, tiny_config
 
 
@@ -250,3 +251,18 @@ def test_export_weights_is_slim_and_refuses_overwrite(dataset, tmp_path):
     assert w["format"] == "kptool-weights" and "optimizer" not in w and w["meta"]["category"] == "box"
     with pytest.raises(OutputError, match="already exists"):
         export_weights(run, out)
+
+
+@requires_cuda
+def test_train_resume_and_detect_on_cuda(dataset, tmp_path):
+    from kptool.detect import load_detector
+
+    run = tmp_path / "run"
+    train(resolve_config(tiny_config(epochs=1)), dataset, run, device="cuda")
+    summary = train(resolve_config(tiny_config(epochs=2)), None, run, device="cuda", resume=True)
+    assert summary["epochs"] == 2
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")    # map_location=cpu by default
+    assert all(v.device.type == "cpu" for v in ckpt["model"].values())
+    gpu, cpu = load_detector(run, device="cuda"), load_detector(run, device="cpu")
+    points = torch.rand(64, 3).numpy() * 2 - 1
+    torch.testing.assert_close(torch.from_numpy(gpu(points)), torch.from_numpy(cpu(points)), atol=1e-4, rtol=0)

@@ -10,7 +10,6 @@ from typing import Any, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from kptool.errors import KptoolError
 
 console = Console(stderr=True)   # messages and progress go to stderr, results to stdout
 stdout = Console()
@@ -51,18 +50,3 @@ def progress_bar(quiet: bool = False, transient: bool = False) -> Iterator[Progr
     )
     with bar:
         yield bar
-
-
-def resolve_device(name: str):
-    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise KptoolError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KptoolError(f"device {name!r} requested but CUDA is not available (use --device cpu or auto)")
-    return dev

@@ -316,7 +316,7 @@ def _detector(opt: Options):
         from kptool.baselines import get_baseline
 
         return get_baseline(opt.method, opt.num_keypoints, seed=opt.seed)
-    from kptool.cli.common import resolve_device
+    from kptool.device import resolve_device
     from kptool.detect import load_detector  # provided by the detection engine
 
     return load_detector(opt.checkpoint, resolve_device(opt.device))

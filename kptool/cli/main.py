@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(prepare.app, name="prepare")
 app.add_typer(eval_cmd.app, name="eval")
 app.command("train")(train.train)
+app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("info")(info.info)
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns typer.Exit codes instead of raising them.
+        rc = app(args=argv, standalone_mode=False)
     except KptoolError as e:
         if debug:
             raise
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {e.__class__.__name__}: {e} (run with --debug for the traceback)",
                       highlight=False, soft_wrap=True)
         return 1
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -151,24 +151,18 @@ class KeypointNetSource:
 
         ann = item.extra["annotation"]
         if item.extra["pcd"]:
-            shape = load_shape(item.extra["pcd"])
+            shape = ann.apply(load_shape(item.extra["pcd"]))
             shape.meta["points_source"] = "cloud"
+            if item.extra["mesh"]:
+                shape.vertices, shape.faces = load_mesh(item.extra["mesh"])
         else:
+            # Mesh only: keypoints by their xyz (ShapeNetCore.v2 frame = the mesh's); no cloud indices.
             shape = load_shape(item.extra["mesh"])
-        if item.extra["mesh"] and item.extra["pcd"]:
-            shape.vertices, shape.faces = load_mesh(item.extra["mesh"])
+            shape.keypoints = ann.keypoints.astype(np.float32)
+            shape.keypoint_ids = ann.semantic_ids.copy()
+            shape.symmetric_pairs = ann.symmetric_pairs.copy()
         shape.id = item.id
         shape.meta["source"] = item.path
-        shape.keypoints = np.asarray(ann.keypoints, dtype=np.float32)
-        shape.keypoint_ids = np.asarray(ann.semantic_ids, dtype=np.int64)
-        shape.keypoint_point_index = np.asarray(ann.point_index, dtype=np.int64) if item.extra["pcd"] else None
-        if ann.symmetric_pairs is not None and len(ann.symmetric_pairs):
-            shape.symmetric_pairs = np.asarray(ann.symmetric_pairs, dtype=np.int64)
-        if shape.keypoint_point_index is not None:
-            bad = (shape.keypoint_point_index < 0) | (shape.keypoint_point_index >= shape.num_points)
-            if bad.any():
-                raise InputError(item.path, f"annotation point_index {int(shape.keypoint_point_index[bad][0])} "
-                                            f"is out of range for a cloud of {shape.num_points} points")
         return shape
 
 

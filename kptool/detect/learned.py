@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kptool.errors import KptoolError
+from kptool.errors import InputError, KptoolError
 
 
 class CheckpointDetector:
@@ -74,10 +74,9 @@ class CheckpointDetector:
 def load_detector(checkpoint_or_run: str | os.PathLike, device: str | torch.device = "auto",
                   batch_size: int = 16) -> CheckpointDetector:
     """A detector from a run folder (its ``best.pt``, else ``last.pt``), a checkpoint or a weights file."""
-    from kptool.cli.common import resolve_device
+    from kptool.device import resolve_device
     from kptool.models import build_model
     from kptool.train.checkpoint import find_checkpoint, load_checkpoint
-    from kptool.errors import InputError
 
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
     path = find_checkpoint(checkpoint_or_run)

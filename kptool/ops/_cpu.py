@@ -69,15 +69,17 @@ def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
                 if hi[i, a] - lo[i, a] > hi[i, axis] - lo[i, axis]:
                     axis = a
             mid = np.float32(0.5) * (lo[i, axis] + hi[i, axis])
-            a_, b_ = s, e - 1
-            while a_ <= b_:
-                if tp[axis, a_] < mid:
-                    a_ += 1
-                else:
-                    perm[a_], perm[b_] = perm[b_], perm[a_]
-                    for c in range(3):
-                        tp[c, a_], tp[c, b_] = tp[c, b_], tp[c, a_]
-                    b_ -= 1
+            # Branch-free Lomuto partition: [s, a_) < mid <= [a_, j). Swapping two
+            # ">= mid" entries is harmless, so swap unconditionally and advance a_
+            # by the comparison: no mispredicted branches on random coordinates.
+            a_ = s
+            for j in range(s, e):
+                below = tp[axis, j] < mid
+                perm[a_], perm[j] = perm[j], perm[a_]
+                tp[0, a_], tp[0, j] = tp[0, j], tp[0, a_]
+                tp[1, a_], tp[1, j] = tp[1, j], tp[1, a_]
+                tp[2, a_], tp[2, j] = tp[2, j], tp[2, a_]
+                a_ += np.int64(below)
             # All-equal coordinates (or a box one float wide) cannot be split: keep a big leaf.
             if s < a_ < e:
                 child[i] = count

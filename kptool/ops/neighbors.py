@@ -14,7 +14,7 @@ import torch
 from kptool.ops import _cpu
 from kptool.ops._checks import check_lengths, check_points, check_positive_int, check_same_device
 
-KNN_LEAF_SIZE = 16
+KNN_LEAF_SIZE = 32
 # Elements of the (B, chunk, N, 3) difference tensor in one step of the torch paths.
 TORCH_CHUNK_ELEMENTS = 1 << 25
 

@@ -31,14 +31,14 @@ SCHEDULERS = ("none", "step", "cosine")
 BEST_METRICS = ("auto", "das", "val_loss")
 
 # Every key of the ``train:`` section with its default. Reference values (Skeleton
-# Merger code): Adadelta with eps 1e-2, lr 1, batch 8, 80 epochs.
+# Merger code): Adadelta with eps 1e-2 (set in the presets), lr 1, batch 8, 80 epochs.
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 80,
     "batch_size": 8,            # shapes per step and per process (must be even for paired models)
     "optimizer": "adadelta",
     "lr": 1.0,
     "weight_decay": 0.0,
-    "optimizer_options": {"eps": 1e-2},   # extra keyword arguments of the torch optimiser
+    "optimizer_options": {},    # extra keyword arguments of the torch optimiser (presets: {eps: 0.01})
     "scheduler": "none",
     "scheduler_options": {},    # step: step_size, gamma; cosine: eta_min (T_max = epochs)
     "grad_clip": None,          # max gradient norm, or None

@@ -87,6 +87,13 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
                                    find_unused_parameters=True)
 
 
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def all_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Mean of a tensor over processes (the tensor itself when single-process)."""
     if not info.enabled:

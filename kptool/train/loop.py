@@ -218,7 +218,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
     validation metrics, best checkpoint. Raises :class:`TrainingInterrupted` after
     Ctrl-C (checkpoint saved) and :class:`TrainingDiverged` on a NaN/inf loss.
     """
-    from kptool.cli.common import resolve_device
+    from kptool.device import resolve_device
     from kptool.models import build_model
 
     say = log or (lambda message: None)
@@ -256,7 +256,8 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                 val_set = None
             else:
                 _check_points(val_set, config["data"]["points"])
-        checks = validators if validators is not None else (default_validators(val_set) if val_set else [])
+        if validators is None:
+            validators = default_validators(val_set) if val_set is not None else []
         metric = tcfg["best_metric"]
         if metric == "auto":
             metric = "das" if val_set is not None and val_set.has_keypoints else "val_loss"
@@ -279,6 +280,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
             running, best, history = dict(state["running"]), state["best"], list(state["history"])
             set_rng_state(state["rng"])
             say_main(f"resuming {out} at epoch {epoch + 1}" + (f", batch {batch_done + 1}" if batch_done else ""))
+        dd.barrier(info)   # every process has checked the run folder before rank 0 writes into it
         if info.is_main:
             write_text(out / "config.yaml", dump_config(config))
 
@@ -352,7 +354,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                 last_epoch = epoch == tcfg["epochs"]
                 improved = False
                 if info.is_main and val_set is not None and (epoch % tcfg["val_every"] == 0 or last_epoch):
-                    record["val"] = validate(model, val_set, dev, tcfg["batch_size"], checks)
+                    record["val"] = validate(model, val_set, dev, tcfg["batch_size"], validators)
                     key = "das" if metric == "das" else "loss"
                     if key in record["val"] and _is_better(record["val"][key], best, metric):
                         best = {"metric": metric, "value": record["val"][key], "epoch": epoch}

@@ -103,6 +103,7 @@ def build(rng: np.random.Generator, asm: Assembly) -> dict:
         asm.keypoint(16, (0, hub_top, -col_r))
     else:
         leg_w, inset, splay = u(0.025, 0.05), u(0.0, 0.03), u(0.0, 0.05)
+        inset = max(inset, 0.35 * r)  # keep the leg tops under a rounded corner
         round_legs = bool(rng.random() < 0.4)
         feet = {}
         for kid, sz in ((17, -1.0), (18, 1.0)):
