@@ -5,6 +5,8 @@ mean relative error against exact mesh geodesics and milliseconds per source, fo
 
 - ``mesh heat``: kptool's batched heat method on the mesh (one-time intrinsic
   Delaunay flips and factorisations reported separately from the per-source cost);
+- ``heat refine1``: the same on the mesh midpoint-subdivided once (same surface,
+  finer discretisation: more accurate, slower; ``mesh_geodesics(..., refine=1)``);
 - ``cloud heat`` / ``cloud graph``: the point-cloud heat method and Dijkstra on the
   20-NN graph, both on the mesh's vertices alone.
 
@@ -12,12 +14,13 @@ Relative error: the mean, over every (source, vertex) pair whose exact distance 
 more than 1% of the bounding-box diagonal (about one edge length: the source and its
 nearest ring are left out, where relative error is undefined or meaningless), of
 ``|d - exact| / exact``. Per-source times come from one call with all sources but the
-first (the first call builds the solver); "amortised" adds the one-time setup spread
-over K = 20 sources (a typical number of keypoints).
+first (the first call builds the solver), repeated ``--repeats`` times with the methods
+interleaved (so a busy machine slows them alike), median reported; "amortised" adds the
+one-time setup spread over K = 20 sources (a typical number of keypoints).
 
 Checks: mesh heat error < 2% and >= 100x faster per source than exact.
 
-    python benchmarks/geodesic.py [--data DIR] [--sources 5] [--seed 0]
+    python benchmarks/geodesic.py [--data DIR] [--sources 5] [--seed 0] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -37,16 +40,22 @@ MESHES = ("cat-00.off", "lion-00.off")
 K = 20   # sources over which the setup is amortised
 
 
-def timed(distances, sources):
-    """Distances from ``sources[1:]``, the time of a first one-source call (it builds and caches the
-    solver) minus the per-source time, and the per-source time of one call with all the others."""
-    t = time.perf_counter()
-    distances(sources[:1])
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    d = distances(sources[1:])
-    each = (time.perf_counter() - t) / (len(sources) - 1)
-    return d, first - each, each
+def timed(methods, sources, repeats):
+    """For each of ``methods`` (label -> distance function): distances from ``sources[1:]``, the time
+    of a first one-source call (it builds and caches the solver) minus the per-source time, and the
+    median per-source time of ``repeats`` calls with all the others, interleaved across methods."""
+    first, each, dist = {}, {label: [] for label in methods}, {}
+    for label, distances in methods.items():
+        t = time.perf_counter()
+        distances(sources[:1])
+        first[label] = time.perf_counter() - t
+    for _ in range(repeats):
+        for label, distances in methods.items():
+            t = time.perf_counter()
+            dist[label] = distances(sources[1:])
+            each[label].append((time.perf_counter() - t) / (len(sources) - 1))
+    each = {label: float(np.median(times)) for label, times in each.items()}
+    return {label: (dist[label], first[label] - each[label], each[label]) for label in methods}
 
 
 def relative_error(d, exact, eps):
@@ -60,6 +69,7 @@ def main() -> int:
     ap.add_argument("--data", default=default, help="the shared sample-data folder (holds tosca/)")
     ap.add_argument("--sources", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per method (median reported)")
     args = ap.parse_args()
     folder = Path(args.data) / "tosca"
     if not folder.is_dir():
@@ -67,7 +77,8 @@ def main() -> int:
         return 0
     rng = np.random.default_rng(args.seed)
     ok = True
-    print(f"{args.sources} random source vertices per mesh (seed {args.seed}); relative error = mean |d - exact| / "
+    print(f"{args.sources} random source vertices per mesh (seed {args.seed}), median of {args.repeats} "
+          f"interleaved runs; relative error = mean |d - exact| / "
           f"exact over pairs with exact > 1% of the bounding-box diagonal; amortised = (setup + {K} x per-source) / {K}")
     header = (f"{'mesh':<12}{'V':>7} {'method':<12}{'setup ms':>10}{'ms/source':>11}{'speed-up':>10}"
               f"{'amortised':>11}{'speed-up':>10}{'rel. error':>12}")
@@ -78,13 +89,13 @@ def main() -> int:
         v, f = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
         src = rng.choice(len(v), args.sources + 1, replace=False)   # +1: the first call also builds
         eps = 0.01 * float(np.linalg.norm(v.max(0) - v.min(0)))
-        exact, setup, exact_each = timed(lambda s: mesh_geodesics(v, f, s, method="exact"), src)
-        rows = [("exact", setup, exact_each, 0.0)]
-        for label, distances in [("mesh heat", lambda s: mesh_geodesics(v, f, s, method="heat")),
-                                 ("cloud heat", lambda s: cloud_geodesics(v, s, method="heat")),
-                                 ("cloud graph", lambda s: cloud_geodesics(v, s, method="graph"))]:
-            d, setup, each = timed(distances, src)
-            rows.append((label, setup, each, relative_error(d, exact, eps)))
+        results = timed({"exact": lambda s: mesh_geodesics(v, f, s, method="exact"),
+                         "mesh heat": lambda s: mesh_geodesics(v, f, s, method="heat"),
+                         "heat refine1": lambda s: mesh_geodesics(v, f, s, method="heat", refine=1),
+                         "cloud heat": lambda s: cloud_geodesics(v, s, method="heat"),
+                         "cloud graph": lambda s: cloud_geodesics(v, s, method="graph")}, src, args.repeats)
+        exact, _, exact_each = results["exact"]
+        rows = [(label, setup, each, relative_error(d, exact, eps)) for label, (d, setup, each) in results.items()]
         exact_amortised = (rows[0][1] + K * exact_each) / K
         for label, setup, each, err in rows:
             amortised = (setup + K * each) / K

@@ -21,20 +21,27 @@ subprocess and reports its peak resident memory above the inputs, next to the
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import resource
-import statistics
-import subprocess
-import sys
-import time
 
-import numpy as np
-import torch
+# Idle OpenMP threads (torch's, Open3D's) spin by default; on a shared machine with
+# more runnable threads than cores every parallel torch op then waits out a
+# scheduler slice (25 ms for a 50,000-element sum measured here). Sleeping idle
+# threads remove that noise for every implementation alike. Set before torch loads;
+# an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from kptool.ops import chamfer_distance, farthest_point_sampling, knn
-from kptool.ops.neighbors import knn_torch
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from kptool.ops import chamfer_distance, farthest_point_sampling, knn  # noqa: E402
+from kptool.ops.neighbors import knn_torch  # noqa: E402
 
 
 def optional(module: str):
@@ -247,12 +254,13 @@ def check_fps_exact(x: torch.Tensor, k: int) -> None:
 
 # ------------------------------------------------------------------ memory
 
-def rss_mb() -> float:
+def proc_status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    return float("nan")
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def memory_child(op: str) -> None:
@@ -267,12 +275,13 @@ def memory_child(op: str) -> None:
         "knn k=16, torch path (CUDA code) on CPU": lambda a, b: knn_torch(a, b, 16, torch.tensor([b.shape[1]])),
     }
     runs[op](small.clone(), small.clone())  # load the kernels before measuring
-    base = rss_mb()
+    base = proc_status_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS: warm-up peaks do not count
     start = time.perf_counter()
     runs[op](x, y)
     elapsed = (time.perf_counter() - start) * 1e3
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak - base:.1f} {elapsed:.1f}")
+    print(f"{proc_status_mb('VmHWM') - base:.1f} {elapsed:.1f}")
 
 
 def memory_section() -> bool:

@@ -281,3 +281,50 @@ def test_vertex_fast_path_equals_general_path(method):
     corner = np.array([int(np.flatnonzero(f[fi] == t)[0]) for fi, t in zip(faces_of, tgt)])
     general = mesh_geodesics(v, f, src, SurfacePoints(faces_of, np.eye(3)[corner]), method=method)
     np.testing.assert_allclose(fast, general, rtol=1e-12, atol=1e-12)
+
+
+def test_subdivision_keeps_exact_distances():
+    """Midpoint subdivision splits flat triangles into flat triangles: the surface and its geodesics are unchanged."""
+    v, f = bumpy()
+    src = np.array([0, 123])
+    fine_v, fine_f = trimesh.remesh.subdivide(v, f)
+    np.testing.assert_array_equal(fine_v[:len(v)], v)                # original vertices keep their indices
+    fine = mesh_geodesics(fine_v, fine_f, src, method="exact")[:, :len(v)]
+    np.testing.assert_allclose(fine, mesh_geodesics(v, f, src, method="exact"), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", ["sphere", "torus"])
+def test_refined_heat_is_closer_to_exact(shape):
+    if shape == "sphere":
+        v, f = sphere(3)
+    else:
+        m = trimesh.creation.torus(1.0, 0.35, major_sections=48, minor_sections=16)
+        v, f = np.asarray(m.vertices), np.asarray(m.faces)
+    src = np.random.default_rng(5).choice(len(v), 4, replace=False)
+    exact = mesh_geodesics(v, f, src, method="exact")
+    plain = relative_error(mesh_geodesics(v, f, src), exact)
+    refined = mesh_geodesics(v, f, src, refine=1)
+    assert refined.shape == exact.shape and np.abs(refined[np.arange(4), src]).max() == 0
+    # Measured: sphere 1.1% -> 0.85%, torus 4.1% -> 2.5%.
+    assert relative_error(refined, exact) < 0.9 * plain
+
+
+def test_refine_is_checked_and_ignored_by_exact():
+    v, f = sphere(1)
+    with pytest.raises(KptoolError, match="refine"):
+        mesh_geodesics(v, f, np.array([0]), refine=-1)
+    np.testing.assert_array_equal(mesh_geodesics(v, f, np.array([0]), method="exact", refine=2),
+                                  mesh_geodesics(v, f, np.array([0]), method="exact"))
+
+
+def test_cholesky_solve_equals_spsolve():
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    from kptool.geodesic.mesh import _Cholesky
+
+    rng = np.random.default_rng(6)
+    a = sp.random(60, 60, density=0.1, random_state=7)
+    a = (a @ a.T + sp.eye(60)).tocsr()                                  # sparse SPD
+    b = rng.normal(size=(60, 5))
+    np.testing.assert_allclose(_Cholesky(a).solve(b), spla.spsolve(a.tocsc(), b), rtol=1e-10, atol=1e-12)

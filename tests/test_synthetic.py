@@ -17,11 +17,9 @@ from scipy.spatial import cKDTree
 from kptool.data.synthetic import CATEGORIES, generate_category, generate_shape, shape_seed
 from kptool.data.synthetic._build import (
     BuildFailed,
-    check_mesh,
     closest_on_segments,
-    closest_points,
-    closest_points_reference,
     mirror_half,
+    require_closed_connected,
 )
 from kptool.errors import KptoolError
 
@@ -261,26 +259,12 @@ def test_user_errors_are_one_line():
     with pytest.raises(KptoolError, match="seed"):
         generate_shape("chair", -1)
     with pytest.raises(KptoolError, match="count"):
-        list(generate_category("chair", -2))
+        generate_category("chair", -2)
     with pytest.raises(KptoolError, match="at most"):
-        list(generate_category("chair", 2_000_000))
+        generate_category("chair", 2_000_000)
 
 
 # --- helpers against hand-worked cases and plain references ------------------------
-
-def test_closest_points_hand_worked_and_against_reference():
-    cube = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
-    v, f = np.asarray(cube.vertices, float), np.asarray(cube.faces, np.int64)
-    # Outside a face, inside (nearest face z = 0.5), beyond a corner.
-    pts = np.array([[2.0, 0.1, 0.2], [0.1, 0.2, 0.3], [1.0, 1.0, 1.0]])
-    np.testing.assert_allclose(closest_points(v, f, pts), [[0.5, 0.1, 0.2], [0.1, 0.2, 0.5], [0.5, 0.5, 0.5]])
-    sh = shape("airplane", 0)
-    rng = np.random.default_rng(0)
-    pts = rng.uniform(-0.5, 0.5, (30, 3))
-    fast = closest_points(sh.vertices, sh.faces, pts)
-    slow = closest_points_reference(sh.vertices, sh.faces, pts)
-    np.testing.assert_allclose(np.linalg.norm(fast - pts, axis=1), np.linalg.norm(slow - pts, axis=1), atol=1e-12)
-
 
 def test_closest_on_segments_hand_worked():
     a = np.array([[0.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
@@ -304,10 +288,10 @@ def test_mirror_half_rebuilds_a_box():
 def test_check_mesh_rejects_open_and_split_meshes():
     cube = trimesh.creation.box()
     v, f = np.asarray(cube.vertices, float), np.asarray(cube.faces, np.int64)
-    check_mesh(v, f)
+    require_closed_connected(v, f)
     with pytest.raises(BuildFailed, match="watertight"):
-        check_mesh(v, f[1:])
+        require_closed_connected(v, f[1:])
     with pytest.raises(BuildFailed, match="watertight"):
-        check_mesh(v, np.concatenate([f[:1, ::-1], f[1:]]))
+        require_closed_connected(v, np.concatenate([f[:1, ::-1], f[1:]]))
     with pytest.raises(BuildFailed, match="2 connected components"):
-        check_mesh(np.concatenate([v, v + 3]), np.concatenate([f, f + len(v)]))
+        require_closed_connected(np.concatenate([v, v + 3]), np.concatenate([f, f + len(v)]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -46,7 +45,6 @@ def detect(
     from kptool.data.prepared import MANIFEST
     from kptool.detect import detect_dataset, detect_files, get_detector, input_files
     from kptool.detect.run import predictions_of
-    from kptool.io.predictions import write_predictions
 
     fmt = _output_format(format, out)
     if batch_size < 1:
@@ -69,7 +67,7 @@ def detect(
             plot_keypoint_grid([ds[ds.index_of(i)].points for i in ids], [preds.keypoints[i] for i in ids], png,
                                titles=ids)
             written.append(str(png))
-        _emit_predictions(preds, out, force, written, write_predictions)
+        _emit_predictions(preds, out, force, written)
         count = len(preds.keypoints)
     else:
         files = input_files(input)
@@ -85,7 +83,7 @@ def detect(
                                    titles=[d.source.name for d in shown])
             written.append(str(png))
         if fmt == "json":
-            _emit_predictions(predictions_of(found, detector, input), out, force, written, write_predictions)
+            _emit_predictions(predictions_of(found, detector, input), out, force, written)
         else:
             written += _write_keypoint_files(found, input, out, fmt, force)
         count = len(found)
@@ -107,14 +105,15 @@ def _output_format(format: Optional[str], out: Optional[Path]) -> str:
     return suffix or "json"
 
 
-def _emit_predictions(preds, out: Optional[Path], force: bool, written: list[str], write_predictions) -> None:
+def _emit_predictions(preds, out: Optional[Path], force: bool, written: list[str]) -> None:
     """Write the predictions JSON to ``out``, or to stdout when there is no ``out``."""
+    from kptool.io.predictions import predictions_json, write_predictions
+
     if out is not None:
         write_predictions(out, preds, overwrite=force)
         written.append(str(out))
         return
-    with tempfile.TemporaryDirectory() as tmp:   # one serialiser: the predictions writer
-        sys.stdout.write(write_predictions(Path(tmp) / "p.json", preds).read_text(encoding="utf-8") + "\n")
+    sys.stdout.write(predictions_json(preds) + "\n")
 
 
 def _write_keypoint_files(found, input: Path, out: Optional[Path], fmt: str, force: bool) -> list[str]:

@@ -79,17 +79,13 @@ class SyntheticSource:
                 for i in range(self.count)]
 
     def load(self, item: Item) -> Shape:
-        from kptool.data.synthetic import generate_shape
+        from kptool.data.synthetic import generate_shape, shape_seed
 
-        shape = generate_shape(self.category, _synthetic_seed(self.seed, item.extra["index"]))
+        # Shape i depends only on (seed, i), never on --count or the worker that makes it.
+        shape = generate_shape(self.category, shape_seed(self.seed, item.extra["index"]))
         shape.id = item.id
         shape.meta["source"] = item.path
         return shape
-
-
-def _synthetic_seed(seed: int, index: int) -> int:
-    # Shape i depends only on (seed, i), never on --count or the worker that makes it.
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 @dataclass

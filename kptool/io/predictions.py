@@ -59,7 +59,8 @@ class Predictions:
         return counts.pop() if len(counts) == 1 else None
 
 
-def write_predictions(path: str | os.PathLike, preds: Predictions, overwrite: bool = False) -> Path:
+def predictions_json(preds: Predictions) -> str:
+    """The predictions document as a JSON string (what :func:`write_predictions` writes)."""
     doc = {
         "format": FORMAT, "version": VERSION, "method": preds.method, "ordered": bool(preds.ordered),
         "frame": preds.frame, "dataset": preds.dataset, "split": preds.split,
@@ -70,8 +71,12 @@ def write_predictions(path: str | os.PathLike, preds: Predictions, overwrite: bo
         if sid in preds.scores:
             rec["scores"] = np.asarray(preds.scores[sid], dtype=float).round(7).tolist()
         doc["shapes"].append(rec)
+    return json.dumps(doc)
+
+
+def write_predictions(path: str | os.PathLike, preds: Predictions, overwrite: bool = False) -> Path:
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        tmp.write_text(predictions_json(preds), encoding="utf-8")
     return Path(path)
 
 

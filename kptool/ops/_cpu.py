@@ -2,8 +2,8 @@
 
 All kernels work in float32 on C-contiguous ``(B, N, 3)`` arrays and are
 compiled on first use (``cache=True``: once per machine, not at install time).
-Work is spread over ``prange`` across clouds and query blocks, so every core is
-used whatever the batch size.
+Work is split across clouds and blocks of queries and spread over a small
+thread pool (:func:`run_parallel`).
 
 Spatial search uses a small k-d tree built per cloud (sliding-midpoint splits,
 nodes numbered breadth-first, the right child always follows the left one).
@@ -16,9 +16,12 @@ ties included (lowest index wins).
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 _F0 = np.float32(0.0)
 _FINF = np.float32(np.inf)
@@ -113,6 +116,16 @@ def _box_d2(x, y, z, lo, hi, nd):
     return dx * dx + dy * dy + dz * dz
 
 
+@njit(cache=True, nogil=True, fastmath={"nnan", "nsz", "reassoc"})
+def _range_max(values, s0, s1):
+    """``max(values[s0:s1])``. A maximum is exact in any order, so the reduction may
+    be reordered (and vectorised); the values are never NaN."""
+    m = values[s0]
+    for j in range(s0 + 1, s1):
+        m = max(m, values[j])
+    return m
+
+
 @njit(cache=True, nogil=True)
 def _fps_one(pts, n, k, first, leaf_size, out):
     """Farthest point sampling of one cloud ``pts[:n]`` into ``out (k,)``.
@@ -162,19 +175,16 @@ def _fps_one(pts, n, k, first, leaf_size, out):
             c = child[nd]
             if c < 0:
                 s0, s1 = start[nd], end[nd]
-                bm = -_FINF
                 for j in range(s0, s1):
                     dx = tp[0, j] - x
                     dy = tp[1, j] - y
                     dz = tp[2, j] - z
                     d = dx * dx + dy * dy + dz * dz
-                    v = dist[j]
-                    v = d if d < v else v
-                    dist[j] = v
-                    bm = v if v > bm else bm
+                    dist[j] = min(dist[j], d)
+                bm = _range_max(dist, s0, s1)
                 ba = n
                 for j in range(s0, s1):
-                    ba = perm[j] if dist[j] == bm and perm[j] < ba else ba
+                    ba = min(ba, perm[j]) if dist[j] == bm else ba
                 nmax[nd] = bm
                 narg[nd] = ba
             else:
@@ -198,31 +208,42 @@ def _fps_one(pts, n, k, first, leaf_size, out):
         out[s] = out[0]
 
 
-@njit(parallel=True, cache=True)
 def fps(points, lengths, k, starts, leaf_size):
     """points (B, N, 3) f32, lengths (B,), starts (B,) -> (B, k) int64 indices."""
-    B = points.shape[0]
-    out = np.empty((B, k), np.int64)
-    for b in prange(B):
-        _fps_one(points[b], lengths[b], k, starts[b], leaf_size, out[b])
+    out = np.empty((points.shape[0], k), np.int64)
+    run_parallel(_fps_range, points.shape[0], points, lengths, k, starts, leaf_size, out)
     return out
 
 
-@njit(parallel=True, cache=True)
-def _build_trees(points, lengths, leaf_size):
+@njit(cache=True, nogil=True)
+def _fps_range(points, lengths, k, starts, leaf_size, out, b0, b1):
+    for b in range(b0, b1):
+        _fps_one(points[b], lengths[b], k, starts[b], leaf_size, out[b])
+
+
+def build_trees(points, lengths, leaf_size):
+    """One k-d tree per cloud of ``points (B, N, 3)``: the arrays of :func:`_build_tree`
+    with a leading batch axis, plus ``max_depth (B,)``."""
     B, N = points.shape[0], points.shape[1]
-    perm = np.empty((B, N), np.int64)
-    tp = np.empty((B, 3, N), np.float32)
-    lo = np.empty((B, 2 * N, 3), np.float32)
-    hi = np.empty((B, 2 * N, 3), np.float32)
-    start = np.empty((B, 2 * N), np.int64)
-    end = np.empty((B, 2 * N), np.int64)
-    child = np.empty((B, 2 * N), np.int64)
-    max_depth = np.empty(B, np.int64)
-    for b in prange(B):
+    trees = (
+        np.empty((B, N), np.int64),  # perm
+        np.empty((B, 3, N), np.float32),  # tp
+        np.empty((B, 2 * N, 3), np.float32),  # lo
+        np.empty((B, 2 * N, 3), np.float32),  # hi
+        np.empty((B, 2 * N), np.int64),  # start
+        np.empty((B, 2 * N), np.int64),  # end
+        np.empty((B, 2 * N), np.int64),  # child
+        np.empty(B, np.int64),  # max_depth
+    )
+    run_parallel(_build_range, B, points, lengths, leaf_size, *trees)
+    return trees
+
+
+@njit(cache=True, nogil=True)
+def _build_range(points, lengths, leaf_size, perm, tp, lo, hi, start, end, child, max_depth, b0, b1):
+    for b in range(b0, b1):
         _, max_depth[b] = _build_tree(points[b], lengths[b], leaf_size, perm[b], tp[b], lo[b], hi[b],
                                       start[b], end[b], child[b])
-    return perm, tp, lo, hi, start, end, child, max_depth
 
 
 @njit(cache=True, nogil=True)
@@ -269,7 +290,6 @@ def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, b
             sp += 2
 
 
-@njit(parallel=True, cache=True)
 def knn(query, query_lengths, points, points_lengths, k, leaf_size):
     """query (B, M, 3), points (B, N, 3) f32 -> (d2 (B, M, k) f32, idx (B, M, k) int64).
 
@@ -278,19 +298,28 @@ def knn(query, query_lengths, points, points_lengths, k, leaf_size):
     rows are left at index 0, distance 0.
     """
     B, M = query.shape[0], query.shape[1]
-    perm, tp, lo, hi, start, end, child, max_depth = _build_trees(points, points_lengths, leaf_size)
+    trees = build_trees(points, points_lengths, leaf_size)
     d_out = np.zeros((B, M, k), np.float32)
     i_out = np.zeros((B, M, k), np.int64)
+    tasks = B * -(-M // _QUERY_BLOCK)
+    run_parallel(_knn_range, tasks, query, query_lengths, points_lengths, k, *trees, d_out, i_out)
+    return d_out, i_out
+
+
+@njit(cache=True, nogil=True)
+def _knn_range(query, query_lengths, points_lengths, k, perm, tp, lo, hi, start, end, child, max_depth,
+               d_out, i_out, t0, t1):
+    M = query.shape[1]
     blocks = (M + _QUERY_BLOCK - 1) // _QUERY_BLOCK
-    for t in prange(B * blocks):
+    stack = np.empty(max_depth.max() + 3, np.int64)
+    stack_lb = np.empty(max_depth.max() + 3, np.float32)
+    bd = np.empty(k, np.float32)
+    bi = np.empty(k, np.int64)
+    for t in range(t0, t1):
         b = t // blocks
         q0 = (t % blocks) * _QUERY_BLOCK
         q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
         kk = min(k, points_lengths[b])
-        stack = np.empty(max_depth[b] + 3, np.int64)
-        stack_lb = np.empty(max_depth[b] + 3, np.float32)
-        bd = np.empty(kk, np.float32)
-        bi = np.empty(kk, np.int64)
         for i in range(q0, q1):
             _knn_one(query[b, i, 0], query[b, i, 1], query[b, i, 2], kk, perm[b], tp[b], lo[b], hi[b],
                      start[b], end[b], child[b], stack, stack_lb, bd, bi)
@@ -298,10 +327,8 @@ def knn(query, query_lengths, points, points_lengths, k, leaf_size):
                 s = j if j < kk else 0
                 d_out[b, i, j] = bd[s]
                 i_out[b, i, j] = bi[s]
-    return d_out, i_out
 
 
-@njit(parallel=True, cache=True)
 def ball_query(query, query_lengths, points, points_lengths, r2, max_samples, empty_nearest):
     """PointNet++ ball query: query (B, M, 3), points (B, N, 3) f32 -> idx (B, M, S) int64.
 
@@ -312,10 +339,18 @@ def ball_query(query, query_lengths, points, points_lengths, r2, max_samples, em
     nearest point (``empty_nearest``) or index 0 (PointNet++).
     """
     B, M = query.shape[0], query.shape[1]
-    S = max_samples
-    out = np.zeros((B, M, S), np.int64)
+    out = np.zeros((B, M, max_samples), np.int64)
+    tasks = B * -(-M // _QUERY_BLOCK)
+    run_parallel(_ball_query_range, tasks, query, query_lengths, points, points_lengths, r2, empty_nearest, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _ball_query_range(query, query_lengths, points, points_lengths, r2, empty_nearest, out, t0, t1):
+    M = query.shape[1]
+    S = out.shape[2]
     blocks = (M + _QUERY_BLOCK - 1) // _QUERY_BLOCK
-    for t in prange(B * blocks):
+    for t in range(t0, t1):
         b = t // blocks
         q0 = (t % blocks) * _QUERY_BLOCK
         q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
@@ -344,4 +379,40 @@ def ball_query(query, query_lengths, points, points_lengths, r2, max_samples, em
                 fill = out[b, i, 0]
             for s in range(cnt, S):
                 out[b, i, s] = fill
-    return out
+
+
+# ------------------------------------------------------------------ threads
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def run_parallel(kernel, n_tasks: int, *args) -> None:
+    """Run ``kernel(*args, t0, t1)`` over task ranges covering ``[0, n_tasks)``.
+
+    The kernels are ``nogil`` numba functions, so plain Python threads run them in
+    parallel. Unlike numba's own ``parallel=True`` (an OpenMP pool that spins
+    while idle and fights torch's OpenMP pool for the cores) idle threads here
+    sleep. Uses ``torch.get_num_threads()`` threads, so ``torch.set_num_threads``
+    governs kptool too; tasks are dealt out in several chunks per thread so that a
+    thread slowed by other load does not hold the others up.
+    """
+    threads = min(torch.get_num_threads(), n_tasks)
+    if threads <= 1:
+        kernel(*args, 0, n_tasks)
+        return
+    bounds = np.linspace(0, n_tasks, min(n_tasks, 4 * threads) + 1).astype(np.int64)
+    pool = _get_pool(threads)
+    futures = [pool.submit(kernel, *args, int(t0), int(t1)) for t0, t1 in zip(bounds[:-1], bounds[1:]) if t1 > t0]
+    for future in futures:
+        future.result()
+
+
+def _get_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kptool-ops")
+        return _pool

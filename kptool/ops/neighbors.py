@@ -74,9 +74,16 @@ def knn(
     N = points.shape[1]
     query_lengths = check_lengths("query_lengths", query_lengths, B, M, query.device)
     points_lengths = check_lengths("points_lengths", points_lengths, B, N, query.device)
-    idx = knn_indices(query, points, k, query_lengths, points_lengths)
-    nearest = gather(points, idx)
-    dists = (query[:, :, None, :] - nearest).square().sum(-1)
+    if query.is_cuda:
+        idx = knn_torch(query, points, k, points_lengths)
+    else:
+        d2, idx = _cpu.knn(_cpu.f32(query), query_lengths.numpy(), _cpu.f32(points), points_lengths.numpy(), k,
+                           KNN_LEAF_SIZE)
+        idx = torch.from_numpy(idx)
+        needs_grad = torch.is_grad_enabled() and (query.requires_grad or points.requires_grad)
+        if query.dtype == points.dtype == torch.float32 and not needs_grad:
+            return torch.from_numpy(d2), idx  # the kernel's float32 distances are the answer
+    dists = (query[:, :, None, :] - gather(points, idx)).square().sum(-1)
     return dists, idx
 
 

@@ -97,10 +97,12 @@ def generate_shape(category: str, seed: int) -> Shape:
 
 
 def generate_category(category: str, count: int, seed: int = 0) -> Iterator[Shape]:
-    """Yield ``count`` shapes; shape ``i`` is ``generate_shape(category, shape_seed(seed, i))``."""
+    """Iterate over ``count`` shapes; shape ``i`` is ``generate_shape(category, shape_seed(seed, i))``.
+
+    Arguments are checked at once, shapes are made as they are asked for.
+    """
     _spec(category)
     if count < 0:
         raise KptoolError(f"shape count must be >= 0, got {count}")
     shape_seed(seed, max(count - 1, 0))
-    for i in range(count):
-        yield generate_shape(category, shape_seed(seed, i))
+    return (generate_shape(category, shape_seed(seed, i)) for i in range(count))

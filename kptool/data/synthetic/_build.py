@@ -10,7 +10,9 @@ manifold3d's original-mesh ids, normalises to the ShapeNetCore.v2 frame
 final surface.
 
 Left/right parts and keypoints are given for one side only and mirrored across
-``x = 0``, so the mesh and the keypoint pairs are exact mirror images.
+``x = 0``. The output mesh is the x >= 0 half of the union welded to its mirror
+image, so it is symmetric vertex for vertex, and keypoint pairs are exact mirror
+images.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from typing import Callable
 
 import manifold3d
 import numpy as np
-import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
+
+from kptool.geodesic.surface import snap_to_surface
 
 Manifold = manifold3d.Manifold
 
@@ -103,11 +105,7 @@ def hull(*solids: Manifold) -> Manifold:
 
 
 def revolve(profile, axis: str = "y", segments: int = 2 * SEGMENTS) -> Manifold:
-    """Solid of revolution of a closed ``(radius, height)`` polygon (``(M, 2)``) about ``axis`` ("y" or "z").
-
-    ``segments`` must be a multiple of 4 so that the tessellation is itself
-    symmetric about the coordinate planes through the axis.
-    """
+    """Solid of revolution of a closed ``(radius, height)`` polygon (``(M, 2)``) about ``axis`` ("y" or "z")."""
     # manifold3d revolves about the section's y axis and makes that axis z.
     solid = Manifold.revolve(manifold3d.CrossSection([np.asarray(profile, float)]), segments)
     return solid.rotate([-90.0, 0.0, 0.0]) if axis == "y" else solid
@@ -186,7 +184,7 @@ class Assembly:
             np.asarray(half.tri_verts, dtype=np.int64),
             np.repeat(run_labels, np.diff(run_index)),
         )
-        check_mesh(vertices, faces)
+        require_closed_connected(vertices, faces)
 
         # Keypoints without a partner lie on the symmetry plane: snap them to the
         # seam so they stay exactly there; mirror the others' snapped positions.
@@ -201,7 +199,7 @@ class Assembly:
             else:
                 sided.append((kid, p))
         if sided:
-            snapped = closest_points(vertices, faces, np.stack([p for _, p in sided]))
+            snapped = snap_to_surface(vertices, faces, np.stack([p for _, p in sided])).positions(vertices, faces)
             for (kid, _), p in zip(sided, snapped):
                 placed[kid], placed[self.pairs[kid]] = p, p * MIRROR_X
         all_ids = np.array(sorted(placed), dtype=np.int64)
@@ -216,7 +214,7 @@ class Assembly:
         )
 
 
-# --- symmetry, checks and projection ---------------------------------------------
+# --- symmetry, checks and the symmetry plane ---------------------------------------------
 
 def mirror_half(vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray):
     """Whole mesh from the closed x >= 0 half of a solid cut at x = 0.
@@ -248,7 +246,7 @@ def mirror_half(vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray
     )
 
 
-def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
+def require_closed_connected(vertices: np.ndarray, faces: np.ndarray) -> None:
     """Raise :class:`BuildFailed` unless the mesh is closed, consistently wound and connected.
 
     Closed and consistently wound: every directed edge occurs exactly once and so
@@ -266,40 +264,12 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
         raise BuildFailed(f"mesh has {count} connected components")
 
 
-def closest_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Closest point on the mesh surface to each of ``points`` ``(K, 3)`` -> ``(K, 3)``.
-
-    Exact: only triangles whose bounding box is nearer than the point's nearest
-    vertex can hold the closest point, and only those are tested.
-    """
-    tris = vertices[faces]  # (F, 3, 3)
-    lo, hi = tris.min(1), tris.max(1)
-    bound, _ = cKDTree(vertices).query(points)
-    gap = np.maximum(np.maximum(lo[None] - points[:, None], points[:, None] - hi[None]), 0.0)  # (K, F, 3)
-    k, f = np.nonzero((gap ** 2).sum(-1) <= (bound ** 2 + 1e-12)[:, None])
-    q = trimesh.triangles.closest_point(tris[f], points[k])
-    d2 = ((q - points[k]) ** 2).sum(1)
-    order = np.lexsort((d2, k))  # by point, nearest first
-    first = np.unique(k[order], return_index=True)[1]
-    return q[order[first]]
-
-
 def closest_on_segments(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Closest point to ``p`` ``(3,)`` on the segments ``a[i]``-``b[i]`` (``(E, 3)`` each)."""
     ab = b - a
     t = np.clip(((p - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-300), 0.0, 1.0)
     q = a + t[:, None] * ab
     return q[np.argmin(((q - p) ** 2).sum(1))]
-
-
-def closest_points_reference(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Plain reference for :func:`closest_points`: test every triangle."""
-    tris = vertices[faces]
-    out = np.empty_like(points)
-    for k, p in enumerate(points):
-        q = trimesh.triangles.closest_point(tris, np.repeat(p[None], len(tris), 0))
-        out[k] = q[np.argmin(((q - p) ** 2).sum(1))]
-    return out
 
 
 # --- categories -----------------------------------------------------------------

@@ -26,7 +26,7 @@ KEYPOINTS = {
 PAIRS = ((3, 5), (4, 6), (7, 8), (10, 11), (12, 13), (14, 15), (16, 17))
 
 
-def _surface(p0, c0, t0, p1, c1, t1, vertical: bool = False):
+def _surface(p0, c0, t0, p1, c1, t1, vertical: bool = False) -> Manifold:
     """A wing-like solid from section ``p0`` to ``p1``: hull of two flat ellipsoids.
 
     ``c`` is the chord (along z) and ``t`` the thickness (along y, or x for a

@@ -1,0 +1,191 @@
+"""Keypoint models: registry, PointNet++ backbone, Skeleton Merger, mutual reconstruction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kptool.errors import KptoolError
+from kptool.models import MODELS, SkeletonMerger, SkeletonMutual, build_model
+from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG
+from kptool.models.skeleton_merger import SkeletonDecoder
+from kptool.train.config import resolve_config
+
+from conftest import requires_cuda
+
+# A tiny network with the reference structure (2 MSG levels) for fast tests.
+SMALL = dict(
+    set_abstraction=[(32, (0.3, 0.6), (8, 16), ((8, 16), (8, 16))), (8, (0.6, 1.2), (8, 16), ((16, 32), (16, 32)))],
+    feature_propagation=[(32,), (32,)], activation_widths=(32, 16), head_width=16, dropout=0.0,
+    skeleton_max_points=40,
+)
+
+
+def _clouds(batch: int, n: int = 128, seed: int = 0) -> torch.Tensor:
+    """Structured clouds in [-1, 1]: a box-ish slab and a rod of random proportions per shape."""
+    g = torch.Generator().manual_seed(seed)
+    clouds = []
+    for _ in range(batch):
+        size = 0.4 + 0.5 * torch.rand(3, generator=g)
+        slab = (torch.rand(n // 2, 3, generator=g) * 2 - 1) * torch.tensor([size[0], 0.05, size[2]])
+        rod = torch.zeros(n - n // 2, 3)
+        rod[:, 1] = -torch.rand(n - n // 2, generator=g) * size[1] * 2
+        clouds.append(torch.cat([slab, rod]))
+    return torch.stack(clouds)
+
+
+def _model(cls=SkeletonMerger, seed: int = 0, **kw):
+    torch.manual_seed(seed)
+    return cls(num_keypoints=4, **{**SMALL, **kw})
+
+
+def test_registry_and_presets():
+    assert MODELS["skeleton-merger"] is SkeletonMerger and MODELS["skeleton-mutual"] is SkeletonMutual
+    assert not SkeletonMerger.paired and SkeletonMutual.paired
+    for name, cls in (("skeleton-merger", SkeletonMerger), ("skeleton-mutual", SkeletonMutual)):
+        config = resolve_config(name)
+        model = build_model(config["model"])
+        assert type(model) is cls and model.num_keypoints == 10
+        # the preset builds the reference architecture
+        assert [(sa.num_centers, sa.radii, sa.max_samples) for sa in model.backbone.sa] == \
+               [(c, r, k) for c, r, k, _ in REFERENCE_SA]
+        assert model.backbone.global_channels == 1024 and model.backbone.out_channels == 128
+        assert model.decoder.offsets.shape == (45, 200, 3)
+    assert build_model(resolve_config("skeleton-mutual")["model"]).mutual_weight == 0.5
+    with pytest.raises(KptoolError, match="unknown model 'nope'"):
+        build_model({"name": "nope"})
+    with pytest.raises(KptoolError, match="skeleton-merger"):
+        build_model({"name": "skeleton-merger", "num_keypoints": 10, "widht": 3})
+    with pytest.raises(KptoolError, match="num_keypoints >= 2"):
+        build_model({"name": "skeleton-merger", "num_keypoints": 1})
+
+
+def test_reference_widths():
+    net = PointNet2MSG()
+    assert [sa.out_channels for sa in net.sa] == [96, 256, 512, 1024]
+    assert [fp.mlp.linears[0].in_features for fp in net.fp] == [1536, 512, 352, 128]
+    assert [fp.out_channels for fp in net.fp] == [w[-1] for w in REFERENCE_FP]
+
+
+def test_fast_backbone_equals_reference_path():
+    torch.manual_seed(0)
+    net = PointNet2MSG(9, SMALL["set_abstraction"], SMALL["feature_propagation"]).double()
+    xyz = _clouds(2).double()
+    feats = xyz.repeat(1, 1, 3)
+    levels = [(xyz, feats)]
+    for sa in net.sa:
+        fast = sa(*levels[-1])
+        ref = sa.forward_reference(*levels[-1])
+        torch.testing.assert_close(fast, ref)
+        levels.append(fast)
+    (fine_xyz, fine), (coarse_xyz, coarse) = levels[1], levels[2]
+    fp = net.fp[0]
+    torch.testing.assert_close(fp(fine_xyz, coarse_xyz, fine, coarse),
+                               fp.forward_reference(fine_xyz, coarse_xyz, fine, coarse))
+
+
+def test_forward_shapes_and_convex_keypoints():
+    model = _model()
+    points = _clouds(3)
+    out = model(points)
+    assert out["keypoints"].shape == (3, 4, 3)
+    assert out["heatmaps"].shape == (3, 4, 128)
+    assert out["activations"].shape == (3, 6)
+    torch.testing.assert_close(out["heatmaps"].sum(-1), torch.ones(3, 4))
+    assert (out["heatmaps"] >= 0).all() and ((out["activations"] >= 0) & (out["activations"] <= 1)).all()
+    torch.testing.assert_close(out["keypoints"], out["heatmaps"] @ points)
+    lo, hi = points.amin(1, keepdim=True), points.amax(1, keepdim=True)
+    assert ((out["keypoints"] >= lo - 1e-6) & (out["keypoints"] <= hi + 1e-6)).all()
+
+
+def test_decoder_counts_and_segments():
+    dec = SkeletonDecoder(3, max_points=200, min_points=15, spacing=0.01)
+    with torch.no_grad():
+        dec.offsets.zero_()
+    kp = torch.tensor([[[0.0, 0, 0], [0.5, 0, 0], [0.0, 3.0, 0]]])
+    # pairs (1,0), (2,0), (2,1): lengths 0.5, 3, ~3.04; count = clamp(int(sqrt(1e-3 + l^2) / 0.01), 15, 200)
+    assert dec.point_counts(kp) == [int(math.sqrt(1e-3 + 0.25) / 0.01), 200, 200]
+    assert dec.point_counts(torch.zeros(1, 3, 3)) == [15, 15, 15]
+    points, counts = dec(kp)
+    assert points.shape == (1, sum(counts), 3)
+    first = points[0, :counts[0]]
+    # from keypoint 0 (f = 0) to keypoint 1 (f = 1), evenly spaced
+    torch.testing.assert_close(first, torch.linspace(0, 0.5, counts[0])[:, None] * torch.tensor([1.0, 0, 0]))
+
+
+def test_training_reduces_loss():
+    model = _model()
+    points = _clouds(4)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    start, _ = model.training_loss(points)
+    for _ in range(25):
+        opt.zero_grad()
+        loss, parts = model.training_loss(points)
+        loss.backward()
+        opt.step()
+    assert set(parts) == {"loss", "ccd_self", "offset_l2"}
+    assert model.training_loss(points)[0].item() < 0.7 * start.item()
+
+
+def test_mutual_training_reduces_loss_and_logs_components():
+    model = _model(SkeletonMutual)
+    points = _clouds(4)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    start, parts = model.training_loss(points)
+    assert set(parts) == {"loss", "ccd_self", "ccd_mutual", "offset_l2", "keypoint_offset_l2"}
+    for _ in range(25):
+        opt.zero_grad()
+        loss, _ = model.training_loss(points)
+        loss.backward()
+        opt.step()
+    assert model.training_loss(points)[0].item() < 0.7 * start.item()
+
+
+def test_mutual_pairing():
+    model = _model(SkeletonMutual)
+    kp = torch.rand(4, 4, 3)
+    # with a zero offset MLP, shape i is reconstructed from exactly its partner's keypoints
+    with torch.no_grad():
+        last = model.keypoint_offset.layers[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+    reshaped, offset = model.mutual_keypoints(kp)
+    assert offset.shape == (2, 4, 3)
+    torch.testing.assert_close(reshaped, kp[[2, 3, 0, 1]])
+    # swapping the partners changes the mutual term, not the self term
+    points = _clouds(4)
+    _, paired = model.training_loss(points)
+    _, swapped = model.training_loss(points[[0, 1, 3, 2]])
+    assert swapped["ccd_self"] == pytest.approx(paired["ccd_self"], rel=1e-5)
+    assert swapped["ccd_mutual"] != pytest.approx(paired["ccd_mutual"], rel=1e-3)
+    with pytest.raises(KptoolError, match="must be even"):
+        model.training_loss(points[:3])
+
+
+def test_detect_and_determinism():
+    points = _clouds(2)
+    a, b = _model(seed=1), _model(seed=1)
+    a.train()
+    kp = a.detect(points)
+    assert kp.shape == (2, 4, 3) and not kp.requires_grad and a.training
+    torch.testing.assert_close(kp, b.detect(points))
+    torch.manual_seed(5)
+    la = a.training_loss(points)[0]
+    torch.manual_seed(5)
+    lb = b.training_loss(points)[0]
+    assert la.item() == lb.item()
+    with pytest.raises(KptoolError, match="at least 32 points"):
+        a.detect(points[:, :20])
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    points = _clouds(4)
+    cpu = _model(SkeletonMutual, seed=2)
+    gpu = _model(SkeletonMutual, seed=2).cuda()
+    torch.testing.assert_close(gpu.detect(points.cuda()).cpu(), cpu.detect(points), rtol=1e-4, atol=1e-4)
+    loss, _ = gpu.training_loss(points.cuda())
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in gpu.parameters() if p.grad is not None)
