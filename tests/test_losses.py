@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kptool.losses import composite_chamfer_distance, composite_chamfer_distance_reference
-from kptool.losses.chamfer import _nearest_indices, _nearest_indices_torch
+from kptool.losses.chamfer import _nearest_in_each_part_torch, _nearest_indices
 
 from conftest import requires_cuda
 
@@ -78,8 +78,14 @@ def test_numba_and_torch_searches_agree():
     counts = [4, 11, 1, 8]
     x = torch.rand(2, 57, 3, generator=g)
     s = torch.rand(2, sum(counts), 3, generator=g)
-    for a, b in zip(_nearest_indices(x, s, counts), _nearest_indices_torch(x, s, counts, chunk=16)):
-        assert torch.equal(a, b)
+    fidelity, cover = _nearest_indices(x, s, counts)
+    assert torch.equal(cover, _nearest_in_each_part_torch(x, s, counts, chunk=16))
+    # brute force: nearest cloud point of each skeleton point; nearest point of each part
+    d = torch.cdist(x, s)                                            # (B, N, T)
+    assert torch.equal(fidelity, d.argmin(1))
+    starts = [0, 4, 15, 16, 24]
+    brute = torch.stack([d[:, :, a:b].argmin(-1) + a for a, b in zip(starts[:-1], starts[1:])], -1)
+    assert torch.equal(cover, brute)
 
 
 def test_float32_gradients_finite_with_coincident_points():

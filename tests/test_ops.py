@@ -260,9 +260,9 @@ def test_chamfer_hand_worked():
 
 @pytest.mark.parametrize("squared", [True, False])
 def test_chamfer_gradients_match_reference(squared):
-    x = cloud(2, 20, 3, seed=22, dtype=torch.float64).requires_grad_()
-    y = cloud(2, 15, 3, seed=23, dtype=torch.float64).requires_grad_()
-    xl, yl = torch.tensor([20, 8]), torch.tensor([15, 15])
+    x = cloud(2, 10, 3, seed=22, dtype=torch.float64).requires_grad_()
+    y = cloud(2, 7, 3, seed=23, dtype=torch.float64).requires_grad_()
+    xl, yl = torch.tensor([10, 4]), torch.tensor([7, 7])
     assert torch.autograd.gradcheck(lambda a, b: chamfer_distance(a, b, xl, yl, squared=squared), (x, y))
     got = torch.autograd.grad(chamfer_distance(x, y, xl, yl, squared=squared), (x, y))
     expected = torch.autograd.grad(ref.chamfer_distance(x, y, xl, yl, squared=squared), (x, y))
@@ -280,6 +280,22 @@ def test_chamfer_identical_clouds_zero_with_finite_gradients():
 def test_chamfer_rejects_bad_reduction():
     with pytest.raises(ValueError, match="reduction must be one of"):
         chamfer_distance(torch.rand(1, 3, 3), torch.rand(1, 3, 3), reduction="max")
+
+
+# ---------------------------------------------------------------- threading
+
+def test_results_do_not_depend_on_thread_count():
+    x, y = cloud(5, 700, 3, seed=28), cloud(5, 300, 3, seed=29)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = farthest_point_sampling(x, 64), knn(y, x, 4)[1], ball_query(y, x, 0.1, 8)
+        torch.set_num_threads(3)  # more chunks than cores: still one answer
+        multi = farthest_point_sampling(x, 64), knn(y, x, 4)[1], ball_query(y, x, 0.1, 8)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(single, multi):
+        assert torch.equal(a, b)
 
 
 # ---------------------------------------------------------------- CUDA paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import warnings
 from collections import OrderedDict
@@ -81,6 +82,8 @@ class SolverCache:
     def __init__(self, size: int = 4):
         self.size = size
         self._items: OrderedDict[tuple, Any] = OrderedDict()
+        # Free native solvers before interpreter teardown; otherwise nanobind reports them as leaks on exit.
+        atexit.register(self.clear)
 
     def get(self, key: tuple, build: Callable[[], Any]) -> Any:
         if key in self._items:

@@ -20,7 +20,8 @@ The skeletons of a batch are passed concatenated: ``skeleton (B, T, 3)`` with
 the Skeleton Merger decoder picks them per batch), so ``T = sum(counts)``.
 
 Speed: the nearest-point searches (which point, not how far) are done without
-autograd — by numba kernels on CPU, by chunked dense distances elsewhere — and
+autograd — :func:`kptool.ops.knn` for fidelity; for coverage a numba kernel on CPU,
+chunked dense distances elsewhere — and
 only the chosen pairs are recomputed with gradients, which is exact for ``min``.
 """
 
@@ -31,6 +32,8 @@ from typing import Sequence
 import numba
 import numpy as np
 import torch
+
+from kptool.ops import knn
 
 SQRT_EPS = 1e-4          # inside the sqrt of every distance (reference value)
 MISSING_MASS_COST = 20.0  # per point, for activation mass below 1 after all skeletons
@@ -87,56 +90,38 @@ def composite_chamfer_distance_reference(points: torch.Tensor, skeleton: torch.T
     return fidelity + coverage + MISSING_MASS_COST * remaining.mean(-1)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _nearest_in_each_part(x, s, starts):  # pragma: no cover - compiled
+@numba.njit(parallel=True, cache=True)
+def _nearest_in_each_part(x, s_t, starts):  # pragma: no cover - compiled
+    """``(B, N, 3)`` points, ``(B, 3, T)`` skeleton (coordinates as rows), part bounds ``(P + 1,)``
+    -> ``(B, N, P)`` index into T of each part's nearest point (the first one on ties)."""
     b_count, n_count, _ = x.shape
     p_count = starts.shape[0] - 1
+    t_count = s_t.shape[2]
     out = np.empty((b_count, n_count, p_count), dtype=np.int64)
     for bn in numba.prange(b_count * n_count):
         b = bn // n_count
         n = bn % n_count
         x0, x1, x2 = x[b, n, 0], x[b, n, 1], x[b, n, 2]
+        s0, s1, s2 = s_t[b, 0], s_t[b, 1], s_t[b, 2]
+        # all distances first (a loop the compiler vectorises), then the per-part argmin
+        d = np.empty(t_count, dtype=np.float32)
+        for t in range(t_count):
+            d0 = s0[t] - x0
+            d1 = s1[t] - x1
+            d2 = s2[t] - x2
+            d[t] = d0 * d0 + d1 * d1 + d2 * d2
         for p in range(p_count):
-            best = np.inf
             arg = starts[p]
-            for t in range(starts[p], starts[p + 1]):
-                d0 = s[b, t, 0] - x0
-                d1 = s[b, t, 1] - x1
-                d2 = s[b, t, 2] - x2
-                d = d0 * d0 + d1 * d1 + d2 * d2
-                if d < best:
-                    best = d
+            for t in range(starts[p] + 1, starts[p + 1]):
+                if d[t] < d[arg]:
                     arg = t
             out[b, n, p] = arg
     return out
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _nearest(q, x):  # pragma: no cover - compiled
-    b_count, m_count, _ = q.shape
-    n_count = x.shape[1]
-    out = np.empty((b_count, m_count), dtype=np.int64)
-    for bm in numba.prange(b_count * m_count):
-        b = bm // m_count
-        m = bm % m_count
-        q0, q1, q2 = q[b, m, 0], q[b, m, 1], q[b, m, 2]
-        best = np.inf
-        arg = 0
-        for n in range(n_count):
-            d0 = x[b, n, 0] - q0
-            d1 = x[b, n, 1] - q1
-            d2 = x[b, n, 2] - q2
-            d = d0 * d0 + d1 * d1 + d2 * d2
-            if d < best:
-                best = d
-                arg = n
-        out[b, m] = arg
-    return out
-
-
-def _nearest_indices_torch(points: torch.Tensor, skeleton: torch.Tensor, counts: list[int],
-                           chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Device-agnostic search: dense squared distances, ``chunk`` rows at a time."""
+def _nearest_in_each_part_torch(points: torch.Tensor, skeleton: torch.Tensor, counts: list[int],
+                                chunk: int = 256) -> torch.Tensor:
+    """Device-agnostic :func:`_nearest_in_each_part`: dense squared distances, ``chunk`` points at a time."""
     device = points.device
     p_count, max_count = len(counts), max(counts)
     starts = torch.tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=device)
@@ -150,18 +135,18 @@ def _nearest_indices_torch(points: torch.Tensor, skeleton: torch.Tensor, counts:
         d = torch.cat([d, d.new_full(d.shape[:2] + (1,), float("inf"))], dim=-1)
         arg = d[:, :, pad_index].argmin(-1)                                    # (B, n, P)
         cover.append(pad_index[torch.arange(p_count, device=device), arg])
-    fid = [torch.cdist(s, points).argmin(-1) for s in skeleton.split(chunk, dim=1)]
-    return torch.cat(fid, dim=1), torch.cat(cover, dim=1)
+    return torch.cat(cover, dim=1)
 
 
 def _nearest_indices(points: torch.Tensor, skeleton: torch.Tensor, counts: list[int]):
     """``(B, T)`` nearest input point of each skeleton point, ``(B, N, P)`` nearest point of each skeleton."""
+    fidelity = knn(skeleton, points, 1)[1][..., 0]
     if points.device.type != "cpu":
-        return _nearest_indices_torch(points, skeleton, counts)
-    x = np.ascontiguousarray(points.detach().numpy(), dtype=np.float32)
-    s = np.ascontiguousarray(skeleton.detach().numpy(), dtype=np.float32)
+        return fidelity, _nearest_in_each_part_torch(points, skeleton, counts)
+    x = np.ascontiguousarray(points.numpy(), dtype=np.float32)
+    s = np.ascontiguousarray(skeleton.numpy().transpose(0, 2, 1), dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return torch.from_numpy(_nearest(s, x)), torch.from_numpy(_nearest_in_each_part(x, s, starts))
+    return fidelity, torch.from_numpy(_nearest_in_each_part(x, s, starts))
 
 
 def composite_chamfer_distance(points: torch.Tensor, skeleton: torch.Tensor, counts: Sequence[int],

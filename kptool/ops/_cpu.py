@@ -8,7 +8,8 @@ thread pool (:func:`run_parallel`).
 Spatial search uses a small k-d tree built per cloud (sliding-midpoint splits,
 nodes numbered breadth-first, the right child always follows the left one).
 Pruning compares a box lower bound against point distances; both are computed
-with the same float32 operations in the same order (no ``fastmath``), and
+with the same float32 operations in the same order (no ``fastmath`` on any
+distance; only the order-free maximum in :func:`_range_max` uses it), and
 correctly rounded arithmetic is monotonic, so a bound never exceeds the distance
 it bounds and the tree search returns exactly what a brute-force scan would,
 ties included (lowest index wins).
@@ -246,7 +247,7 @@ def _build_range(points, lengths, leaf_size, perm, tp, lo, hi, start, end, child
                                       start[b], end[b], child[b])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, bd, bi):
     """k nearest points of one query, sorted by (distance, index), into ``bd``/``bi``."""
     for j in range(k):
@@ -263,20 +264,29 @@ def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, b
             continue
         c = child[nd]
         if c < 0:
+            worst = bd[k - 1]
             for j in range(start[nd], end[nd]):
                 dx = tp[0, j] - x
                 dy = tp[1, j] - y
                 dz = tp[2, j] - z
                 d = dx * dx + dy * dy + dz * dz
+                if d > worst:
+                    continue
                 pj = perm[j]
-                if d < bd[k - 1] or (d == bd[k - 1] and pj < bi[k - 1]):
-                    m = k - 1
-                    while m > 0 and (d < bd[m - 1] or (d == bd[m - 1] and pj < bi[m - 1])):
-                        bd[m] = bd[m - 1]
-                        bi[m] = bi[m - 1]
-                        m -= 1
-                    bd[m] = d
-                    bi[m] = pj
+                if d == worst and pj > bi[k - 1]:
+                    continue
+                m = k - 1
+                while m > 0 and d < bd[m - 1]:
+                    bd[m] = bd[m - 1]
+                    bi[m] = bi[m - 1]
+                    m -= 1
+                while m > 0 and d == bd[m - 1] and pj < bi[m - 1]:  # exact ties: by index
+                    bd[m] = bd[m - 1]
+                    bi[m] = bi[m - 1]
+                    m -= 1
+                bd[m] = d
+                bi[m] = pj
+                worst = bd[k - 1]
         else:
             l0 = _box_d2(x, y, z, lo, hi, c)
             l1 = _box_d2(x, y, z, lo, hi, c + 1)
@@ -327,6 +337,73 @@ def _knn_range(query, query_lengths, points_lengths, k, perm, tp, lo, hi, start,
                 s = j if j < kk else 0
                 d_out[b, i, j] = bd[s]
                 i_out[b, i, j] = bi[s]
+
+
+def nearest(query_trees, query_lengths, point_trees):
+    """Nearest point of each query -> (d2 (B, M) f32, idx (B, M) int64).
+
+    Takes the :func:`build_trees` of both clouds. Same answer as ``knn(..., k=1)``
+    (ties: lowest index), faster for whole clouds of queries: the queries are
+    visited in the order of their own k-d tree and each search starts from the
+    previous (nearby) query's answer, whose distance is already a tight bound.
+    Padded query rows are left at index 0, distance 0.
+    """
+    qperm, qtp = query_trees[:2]
+    B, M = qperm.shape
+    d_out = np.zeros((B, M), np.float32)
+    i_out = np.zeros((B, M), np.int64)
+    tasks = B * -(-M // _QUERY_BLOCK)
+    run_parallel(_nearest_range, tasks, qperm, qtp, query_lengths, *point_trees, d_out, i_out)
+    return d_out, i_out
+
+
+@njit(cache=True, nogil=True)
+def _nearest_range(qperm, qtp, query_lengths, perm, tp, lo, hi, start, end, child, max_depth, d_out, i_out, t0, t1):
+    M = qperm.shape[1]
+    blocks = (M + _QUERY_BLOCK - 1) // _QUERY_BLOCK
+    stack = np.empty(max_depth.max() + 3, np.int64)
+    stack_lb = np.empty(max_depth.max() + 3, np.float32)
+    for t in range(t0, t1):
+        b = t // blocks
+        q0 = (t % blocks) * _QUERY_BLOCK
+        q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
+        bj = 0  # tree position of the current best point
+        for i in range(q0, q1):
+            x, y, z = qtp[b, 0, i], qtp[b, 1, i], qtp[b, 2, i]
+            dx = tp[b, 0, bj] - x
+            dy = tp[b, 1, bj] - y
+            dz = tp[b, 2, bj] - z
+            bd = dx * dx + dy * dy + dz * dz
+            stack[0] = 0
+            stack_lb[0] = _F0
+            sp = 1
+            while sp > 0:
+                sp -= 1
+                nd = stack[sp]
+                if stack_lb[sp] > bd:
+                    continue
+                c = child[b, nd]
+                if c < 0:
+                    for j in range(start[b, nd], end[b, nd]):
+                        dx = tp[b, 0, j] - x
+                        dy = tp[b, 1, j] - y
+                        dz = tp[b, 2, j] - z
+                        d = dx * dx + dy * dy + dz * dz
+                        if d < bd or (d == bd and perm[b, j] < perm[b, bj]):
+                            bd = d
+                            bj = j
+                else:
+                    l0 = _box_d2(x, y, z, lo[b], hi[b], c)
+                    l1 = _box_d2(x, y, z, lo[b], hi[b], c + 1)
+                    if l0 <= l1:
+                        stack[sp], stack_lb[sp] = c + 1, l1
+                        stack[sp + 1], stack_lb[sp + 1] = c, l0
+                    else:
+                        stack[sp], stack_lb[sp] = c, l0
+                        stack[sp + 1], stack_lb[sp + 1] = c + 1, l1
+                    sp += 2
+            d_out[b, qperm[b, i]] = bd
+            i_out[b, qperm[b, i]] = perm[b, bj]
 
 
 def ball_query(query, query_lengths, points, points_lengths, r2, max_samples, empty_nearest):

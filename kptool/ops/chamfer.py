@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from kptool.ops import _cpu
 from kptool.ops._checks import check_lengths, check_points, check_same_device
-from kptool.ops.neighbors import gather, knn_indices
+from kptool.ops.neighbors import KNN_LEAF_SIZE, gather, knn_indices
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -36,9 +37,11 @@ def chamfer_distance(
               per-point distances to the nearest point of the other cloud (0 on
               padded rows; ``dist_y`` is None when one-sided).
 
-    Nearest neighbours are found without autograd (k-d tree on CPU, chunked
+    Nearest neighbours are found without autograd (k-d trees on CPU, chunked
     brute force on CUDA, never an ``N x M`` matrix); the distances are then
-    recomputed from the gathered points, so gradients reach both ``x`` and ``y``.
+    recomputed from the gathered points, so gradients reach both ``x`` and ``y``
+    (on CPU, without a gradient to compute, float32 inputs take the kernel's
+    float32 distances as they are).
     """
     check_points("x", x)
     check_points("y", y, batch=x.shape[0])
@@ -49,8 +52,9 @@ def chamfer_distance(
     M = y.shape[1]
     x_lengths = check_lengths("x_lengths", x_lengths, B, N, x.device)
     y_lengths = check_lengths("y_lengths", y_lengths, B, M, x.device)
-    dist_x = _nearest_distances(x, y, x_lengths, y_lengths, squared)
-    dist_y = _nearest_distances(y, x, y_lengths, x_lengths, squared) if two_sided else None
+    fast = _nearest_cpu(x, y, x_lengths, y_lengths, two_sided) if not x.is_cuda else None
+    dist_x = _distances(x, y, x_lengths, y_lengths, squared, fast and fast[0])
+    dist_y = _distances(y, x, y_lengths, x_lengths, squared, fast and fast[1]) if two_sided else None
     if reduction == "none":
         return dist_x, dist_y
     if reduction == "sum":
@@ -61,10 +65,27 @@ def chamfer_distance(
     return total.mean()
 
 
-def _nearest_distances(a, b, a_lengths, b_lengths, squared) -> torch.Tensor:
-    """``(B, N)`` distance of each ``a`` point to its nearest ``b`` point, 0 on padding."""
-    idx = knn_indices(a, b, 1, a_lengths, b_lengths)[..., 0]
-    d = (a - gather(b, idx)).square().sum(-1)
+def _nearest_cpu(x, y, x_lengths, y_lengths, two_sided):
+    """Numba nearest neighbours both ways, one k-d tree per cloud:
+    ``((d2_x, idx_x), (d2_y, idx_y) or None)``, float32 squared distances."""
+    xl, yl = x_lengths.numpy(), y_lengths.numpy()
+    tx = _cpu.build_trees(_cpu.f32(x), xl, KNN_LEAF_SIZE)
+    ty = _cpu.build_trees(_cpu.f32(y), yl, KNN_LEAF_SIZE)
+    to_torch = lambda pair: tuple(torch.from_numpy(a) for a in pair)  # noqa: E731
+    return to_torch(_cpu.nearest(tx, xl, ty)), (to_torch(_cpu.nearest(ty, yl, tx)) if two_sided else None)
+
+
+def _distances(a, b, a_lengths, b_lengths, squared, found) -> torch.Tensor:
+    """``(B, N)`` distance of each ``a`` point to its nearest ``b`` point, 0 on padding.
+
+    ``found``: the CPU kernel's ``(d2, idx)``, or None to search on ``a``'s device.
+    """
+    if found is None:
+        d = (a - gather(b, knn_indices(a, b, 1, a_lengths, b_lengths)[..., 0])).square().sum(-1)
+    elif a.dtype == b.dtype == torch.float32 and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
+        d = found[0]  # nothing to differentiate: the kernel's distances are the answer
+    else:
+        d = (a - gather(b, found[1])).square().sum(-1)  # recomputed with autograd, in the input dtype
     if not squared:
         # sqrt has an infinite derivative at 0: take 0 there instead (double where
         # so that no NaN reaches the gradient through the unused branch).

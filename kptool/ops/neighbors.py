@@ -37,8 +37,10 @@ def gather(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"idx must be integer, got {idx.dtype}")
     check_same_device(features=features, idx=idx)
     B, N, C = features.shape
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= N):
-        raise ValueError(f"idx values must lie in [0, {N}), got [{int(idx.min())}, {int(idx.max())}]")
+    if idx.numel():
+        lo, hi = (int(v) for v in torch.aminmax(idx))
+        if lo < 0 or hi >= N:
+            raise ValueError(f"idx values must lie in [0, {N}), got [{lo}, {hi}]")
     flat = idx.reshape(B, -1, 1).to(torch.int64).expand(-1, -1, C)
     return features.gather(1, flat).reshape(*idx.shape, C)
 
@@ -65,6 +67,11 @@ def knn(
         unspecified order on CUDA). When a cloud has fewer than ``k`` points the
         missing slots repeat the nearest neighbour. Rows of padded queries hold
         index 0 on CPU and are meaningless on CUDA; mask them with ``query_lengths``.
+
+    CPU: a k-d tree per cloud (numba), searched in float32; when no gradient is
+    needed and both inputs are float32 its distances are returned as they are,
+    otherwise they are recomputed from the gathered points in the input dtype.
+    CUDA: chunked brute force (memory ``O(B * chunk * N)``, never ``M x N`` at once).
     """
     check_points("query", query)
     check_points("points", points, batch=query.shape[0])
@@ -74,25 +81,25 @@ def knn(
     N = points.shape[1]
     query_lengths = check_lengths("query_lengths", query_lengths, B, M, query.device)
     points_lengths = check_lengths("points_lengths", points_lengths, B, N, query.device)
-    if query.is_cuda:
-        idx = knn_torch(query, points, k, points_lengths)
-    else:
-        d2, idx = _cpu.knn(_cpu.f32(query), query_lengths.numpy(), _cpu.f32(points), points_lengths.numpy(), k,
-                           KNN_LEAF_SIZE)
-        idx = torch.from_numpy(idx)
-        needs_grad = torch.is_grad_enabled() and (query.requires_grad or points.requires_grad)
-        if query.dtype == points.dtype == torch.float32 and not needs_grad:
-            return torch.from_numpy(d2), idx  # the kernel's float32 distances are the answer
-    dists = (query[:, :, None, :] - gather(points, idx)).square().sum(-1)
-    return dists, idx
+    d2, idx = _search(query, points, k, query_lengths, points_lengths)
+    needs_grad = torch.is_grad_enabled() and (query.requires_grad or points.requires_grad)
+    if d2 is not None and query.dtype == points.dtype == torch.float32 and not needs_grad:
+        return d2, idx  # the CPU kernel's float32 distances are already the answer
+    return (query[:, :, None, :] - gather(points, idx)).square().sum(-1), idx
 
 
 def knn_indices(query, points, k, query_lengths, points_lengths) -> torch.Tensor:
     """Indices half of :func:`knn` on validated inputs (no autograd)."""
+    return _search(query, points, k, query_lengths, points_lengths)[1]
+
+
+def _search(query, points, k, query_lengths, points_lengths):
+    """``(float32 squared distances or None, indices)`` from the device's kNN path."""
     if query.is_cuda:
-        return knn_torch(query, points, k, points_lengths)
-    _, idx = _cpu.knn(_cpu.f32(query), query_lengths.numpy(), _cpu.f32(points), points_lengths.numpy(), k, KNN_LEAF_SIZE)
-    return torch.from_numpy(idx)
+        return None, knn_torch(query, points, k, points_lengths)
+    d2, idx = _cpu.knn(_cpu.f32(query), query_lengths.numpy(), _cpu.f32(points), points_lengths.numpy(), k,
+                       KNN_LEAF_SIZE)
+    return torch.from_numpy(d2), torch.from_numpy(idx)
 
 
 def knn_torch(query: torch.Tensor, points: torch.Tensor, k: int, points_lengths: torch.Tensor) -> torch.Tensor:
@@ -135,6 +142,10 @@ def ball_query(
     Returns:
         ``(B, M, S)`` int64: the first ``S`` neighbours in index order (not nearest
         first), missing slots padded with the first neighbour.
+
+    Both paths scan the points in index order (CPU: stopping at ``S`` neighbours,
+    as the PointNet++ kernel does; CUDA: in chunks of queries), so the cost is
+    ``O(M N)`` at worst and the memory stays bounded.
     """
     check_points("query", query)
     check_points("points", points, batch=query.shape[0])

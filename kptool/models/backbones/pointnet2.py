@@ -42,21 +42,26 @@ REFERENCE_FP = ((256, 256), (256, 256), (256, 128), (128, 128, 128))
 
 def _bn_relu(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
     """BatchNorm over every leading position of a channel-last tensor, then ReLU."""
-    return torch.relu(bn(x.reshape(-1, x.shape[-1])).reshape(x.shape))
+    # in place: BatchNorm's backward needs its input, not its output
+    return torch.relu_(bn(x.reshape(-1, x.shape[-1]))).reshape(x.shape)
 
 
 class SharedMLP(nn.Module):
     """Per-position ``Linear -> BatchNorm -> ReLU`` layers on channel-last ``(..., C)`` tensors.
 
+    The linear layers have no bias: BatchNorm subtracts the per-channel mean right
+    after, which cancels any bias exactly (the reference's convolution biases are
+    dead parameters; dropping them saves a reduction over the largest tensors).
     ``skip_first_linear`` in :meth:`forward` lets callers apply the first linear
     layer themselves (the exact rewrites in this module).
     """
 
-    def __init__(self, in_channels: int, widths: Sequence[int], first_bias: bool = True):
+    def __init__(self, in_channels: int, widths: Sequence[int]):
         super().__init__()
+        if not widths:
+            raise ValueError("a shared MLP needs at least one layer")
         dims = [in_channels, *widths]
-        self.linears = nn.ModuleList(nn.Linear(a, b, bias=first_bias or i > 0)
-                                     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(dims[:-1], dims[1:]))
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in widths)
 
     @property
@@ -112,11 +117,12 @@ class SetAbstractionMSG(nn.Module):
         pooled = []
         for mlp, idx in zip(self.mlps, groups):
             first = mlp.linears[0]
-            # W [f_j, x_j - c] + b = (W [f_j, x_j] + b) - W_xyz c
-            projected = ops.gather(first(per_point), idx)                          # (B, S, K, C1)
-            center_term = centers @ first.weight[:, -3:].T                          # (B, S, C1)
-            grouped = projected - center_term[:, :, None, :]
-            pooled.append(mlp(grouped, skip_first_linear=True).amax(dim=2))
+            # W [f_j, x_j - c] = W [f_j, x_j] - W_xyz c
+            grouped = ops.gather(first(per_point), idx)                            # (B, S, K, C1)
+            # in place: the gathered copy is ours, and neither op needs it for backward
+            grouped.sub_((centers @ first.weight[:, -3:].T)[:, :, None, :])
+            # max(dim) backpropagates by index, several times cheaper than amax's tie-splitting
+            pooled.append(mlp(grouped, skip_first_linear=True).max(dim=2).values)
         return centers, torch.cat(pooled, dim=-1)
 
     def forward_reference(self, xyz: torch.Tensor, features: torch.Tensor | None):
@@ -126,7 +132,7 @@ class SetAbstractionMSG(nn.Module):
         for mlp, idx in zip(self.mlps, groups):
             offsets = ops.gather(xyz, idx) - centers[:, :, None, :]
             grouped = offsets if features is None else torch.cat([ops.gather(features, idx), offsets], dim=-1)
-            pooled.append(mlp(grouped).amax(dim=2))
+            pooled.append(mlp(grouped).max(dim=2).values)
         return centers, torch.cat(pooled, dim=-1)
 
 
@@ -163,7 +169,7 @@ class FeaturePropagation(nn.Module):
         x = self._interpolate(fine_xyz, coarse_xyz, coarse @ w_coarse.T)
         if fine is not None:
             x = x + fine @ w_fine.T
-        return self.mlp(x + first.bias, skip_first_linear=True)
+        return self.mlp(x, skip_first_linear=True)
 
     def forward_reference(self, fine_xyz, coarse_xyz, fine, coarse):
         """Same as :meth:`forward`, computed literally (interpolate, concatenate, MLP)."""
