@@ -120,13 +120,13 @@ def test_training_reduces_loss():
     points = _clouds(4)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     start, _ = model.training_loss(points)
-    for _ in range(25):
+    for _ in range(12):
         opt.zero_grad()
         loss, parts = model.training_loss(points)
         loss.backward()
         opt.step()
     assert set(parts) == {"loss", "ccd_self", "offset_l2"}
-    assert model.training_loss(points)[0].item() < 0.7 * start.item()
+    assert model.training_loss(points)[0].item() < 0.75 * start.item()
 
 
 def test_mutual_training_reduces_loss_and_logs_components():
@@ -135,12 +135,12 @@ def test_mutual_training_reduces_loss_and_logs_components():
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     start, parts = model.training_loss(points)
     assert set(parts) == {"loss", "ccd_self", "ccd_mutual", "offset_l2", "keypoint_offset_l2"}
-    for _ in range(25):
+    for _ in range(12):
         opt.zero_grad()
         loss, _ = model.training_loss(points)
         loss.backward()
         opt.step()
-    assert model.training_loss(points)[0].item() < 0.7 * start.item()
+    assert model.training_loss(points)[0].item() < 0.75 * start.item()
 
 
 def test_mutual_pairing():

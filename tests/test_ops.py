@@ -249,6 +249,31 @@ def test_chamfer_matches_reference(squared, two_sided, reduction):
         torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("squared", [True, False])
+def test_chamfer_search_route_of_cuda_matches_reference(squared):
+    """The route CUDA takes (search by knn, then recompute), run on CPU tensors."""
+    from kptool.ops.chamfer import _distances
+
+    x, y = cloud(2, 50, 3, seed=32), cloud(2, 30, 3, seed=33)
+    xl, yl = torch.tensor([50, 20]), torch.tensor([30, 5])
+    expected = ref.chamfer_distance(x, y, xl, yl, squared=squared, reduction="none")[0]
+    torch.testing.assert_close(_distances(x, y, xl, yl, squared, None), expected)
+
+
+def test_chamfer_nearest_kernel_matches_reference_knn():
+    """The seeded nearest-neighbour kernel behind Chamfer on CPU: indices, ties included."""
+    from kptool.ops import _cpu
+
+    x, y = with_duplicates(3, 40, 3, seed=30), with_duplicates(3, 25, 4, seed=31)
+    xl, yl = torch.tensor([120, 50, 1]), torch.tensor([100, 3, 64])
+    tx, ty = _cpu.build_trees(x.numpy(), xl.numpy(), 8), _cpu.build_trees(y.numpy(), yl.numpy(), 8)
+    d, i = _cpu.nearest(tx, xl.numpy(), y.numpy(), ty)
+    dr, ir = ref.knn(x, y, 1, xl, yl)
+    rows = torch.arange(120) < xl[:, None]
+    assert torch.equal(torch.from_numpy(i)[rows], ir[..., 0][rows])
+    torch.testing.assert_close(torch.from_numpy(d)[rows], dr[..., 0][rows])
+
+
 def test_chamfer_hand_worked():
     x = torch.tensor([[[0.0, 0, 0], [1, 0, 0]]])
     y = torch.tensor([[[0.0, 0, 2]]])
@@ -282,6 +307,15 @@ def test_chamfer_rejects_bad_reduction():
         chamfer_distance(torch.rand(1, 3, 3), torch.rand(1, 3, 3), reduction="max")
 
 
+def test_package_example_runs():
+    import kptool.ops
+
+    code = kptool.ops.__doc__.split("::", 1)[1]
+    scope = {}
+    exec(code.replace("\n    ", "\n"), scope)  # the indented example block
+    assert scope["groups"].shape == (8, 512, 32, 3) and scope["loss"].shape == ()
+
+
 # ---------------------------------------------------------------- threading
 
 def test_results_do_not_depend_on_thread_count():
@@ -296,6 +330,17 @@ def test_results_do_not_depend_on_thread_count():
         torch.set_num_threads(threads)
     for a, b in zip(single, multi):
         assert torch.equal(a, b)
+
+
+def test_ops_work_in_a_forked_child_after_use_in_the_parent():
+    import multiprocessing
+
+    x = cloud(4, 500, 3, seed=34)
+    expected = farthest_point_sampling(x, 32)  # starts the parent's thread pool
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(farthest_point_sampling, (x, 32)).get(timeout=60)
+    assert torch.equal(got, expected)
 
 
 # ---------------------------------------------------------------- CUDA paths

@@ -143,8 +143,8 @@ def _nearest_indices(points: torch.Tensor, skeleton: torch.Tensor, counts: list[
     fidelity = knn(skeleton, points, 1)[1][..., 0]
     if points.device.type != "cpu":
         return fidelity, _nearest_in_each_part_torch(points, skeleton, counts)
-    x = np.ascontiguousarray(points.numpy(), dtype=np.float32)
-    s = np.ascontiguousarray(skeleton.numpy().transpose(0, 2, 1), dtype=np.float32)
+    x = np.ascontiguousarray(points.detach().numpy(), dtype=np.float32)
+    s = np.ascontiguousarray(skeleton.detach().numpy().transpose(0, 2, 1), dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return fidelity, torch.from_numpy(_nearest_in_each_part(x, s, starts))
 

@@ -5,11 +5,15 @@ compiled on first use (``cache=True``: once per machine, not at install time).
 Work is split across clouds and blocks of queries and spread over a small
 thread pool (:func:`run_parallel`).
 
+Hot loops index 1-D slices from 0 (``xs = tp[0, s0:s1]; xs[j]``): numba must
+guard an index that may be negative, and that guard keeps LLVM from vectorising
+a loop over ``range(s0, s1)``; over a slice and ``range(len)`` it can (6x here).
+
 Spatial search uses a small k-d tree built per cloud (sliding-midpoint splits,
 nodes numbered breadth-first, the right child always follows the left one).
 Pruning compares a box lower bound against point distances; both are computed
 with the same float32 operations in the same order (no ``fastmath`` on any
-distance; only the order-free maximum in :func:`_range_max` uses it), and
+distance; only the order-free maximum in :func:`_max` uses it), and
 correctly rounded arithmetic is monotonic, so a bound never exceeds the distance
 it bounds and the tree search returns exactly what a brute-force scan would,
 ties included (lowest index wins).
@@ -17,6 +21,7 @@ ties included (lowest index wins).
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -58,12 +63,13 @@ def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
     i = 0
     while i < count:
         s, e = start[i], end[i]
-        x0, y0, z0 = tp[0, s], tp[1, s], tp[2, s]
+        xs, ys, zs, ps = tp[0, s:e], tp[1, s:e], tp[2, s:e], perm[s:e]
+        x0, y0, z0 = xs[0], ys[0], zs[0]
         x1, y1, z1 = x0, y0, z0
-        for j in range(s + 1, e):
-            x0, x1 = min(x0, tp[0, j]), max(x1, tp[0, j])
-            y0, y1 = min(y0, tp[1, j]), max(y1, tp[1, j])
-            z0, z1 = min(z0, tp[2, j]), max(z1, tp[2, j])
+        for j in range(1, e - s):
+            x0, x1 = min(x0, xs[j]), max(x1, xs[j])
+            y0, y1 = min(y0, ys[j]), max(y1, ys[j])
+            z0, z1 = min(z0, zs[j]), max(z1, zs[j])
         lo[i, 0], lo[i, 1], lo[i, 2] = x0, y0, z0
         hi[i, 0], hi[i, 1], hi[i, 2] = x1, y1, z1
         child[i] = -1
@@ -76,14 +82,16 @@ def _build_tree(pts, n, leaf_size, perm, tp, lo, hi, start, end, child):
             # Branch-free Lomuto partition: [s, a_) < mid <= [a_, j). Swapping two
             # ">= mid" entries is harmless, so swap unconditionally and advance a_
             # by the comparison: no mispredicted branches on random coordinates.
-            a_ = s
-            for j in range(s, e):
-                below = tp[axis, j] < mid
-                perm[a_], perm[j] = perm[j], perm[a_]
-                tp[0, a_], tp[0, j] = tp[0, j], tp[0, a_]
-                tp[1, a_], tp[1, j] = tp[1, j], tp[1, a_]
-                tp[2, a_], tp[2, j] = tp[2, j], tp[2, a_]
+            key = tp[axis, s:e]
+            a_ = 0
+            for j in range(e - s):
+                below = key[j] < mid
+                ps[a_], ps[j] = ps[j], ps[a_]
+                xs[a_], xs[j] = xs[j], xs[a_]
+                ys[a_], ys[j] = ys[j], ys[a_]
+                zs[a_], zs[j] = zs[j], zs[a_]
                 a_ += np.int64(below)
+            a_ += s
             # All-equal coordinates (or a box one float wide) cannot be split: keep a big leaf.
             if s < a_ < e:
                 child[i] = count
@@ -118,11 +126,11 @@ def _box_d2(x, y, z, lo, hi, nd):
 
 
 @njit(cache=True, nogil=True, fastmath={"nnan", "nsz", "reassoc"})
-def _range_max(values, s0, s1):
-    """``max(values[s0:s1])``. A maximum is exact in any order, so the reduction may
-    be reordered (and vectorised); the values are never NaN."""
-    m = values[s0]
-    for j in range(s0 + 1, s1):
+def _max(values):
+    """``max(values)`` of a non-empty 1-D array. A maximum is exact in any order, so
+    the reduction may be reordered (and vectorised); the values are never NaN."""
+    m = values[0]
+    for j in range(1, len(values)):
         m = max(m, values[j])
     return m
 
@@ -176,16 +184,18 @@ def _fps_one(pts, n, k, first, leaf_size, out):
             c = child[nd]
             if c < 0:
                 s0, s1 = start[nd], end[nd]
-                for j in range(s0, s1):
-                    dx = tp[0, j] - x
-                    dy = tp[1, j] - y
-                    dz = tp[2, j] - z
+                xs, ys, zs, ds, ps = tp[0, s0:s1], tp[1, s0:s1], tp[2, s0:s1], dist[s0:s1], perm[s0:s1]
+                for j in range(s1 - s0):
+                    dx = xs[j] - x
+                    dy = ys[j] - y
+                    dz = zs[j] - z
                     d = dx * dx + dy * dy + dz * dz
-                    dist[j] = min(dist[j], d)
-                bm = _range_max(dist, s0, s1)
+                    v = ds[j]
+                    ds[j] = d if d < v else v
+                bm = _max(ds)
                 ba = n
-                for j in range(s0, s1):
-                    ba = min(ba, perm[j]) if dist[j] == bm else ba
+                for j in range(s1 - s0):
+                    ba = min(ba, ps[j]) if ds[j] == bm else ba
                 nmax[nd] = bm
                 narg[nd] = ba
             else:
@@ -249,10 +259,8 @@ def _build_range(points, lengths, leaf_size, perm, tp, lo, hi, start, end, child
 
 @njit(cache=True, nogil=True, inline="always")
 def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, bd, bi):
-    """k nearest points of one query, sorted by (distance, index), into ``bd``/``bi``."""
-    for j in range(k):
-        bd[j] = _FINF
-        bi[j] = perm.shape[0]
+    """Improve the ``k`` best (distance, index) pairs ``bd/bi (k,)``, kept sorted, with
+    the points of one tree. Start them at (inf, N), or at known points as seeds."""
     stack[0] = 0
     stack_lb[0] = _F0
     sp = 1
@@ -265,15 +273,17 @@ def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, b
         c = child[nd]
         if c < 0:
             worst = bd[k - 1]
-            for j in range(start[nd], end[nd]):
-                dx = tp[0, j] - x
-                dy = tp[1, j] - y
-                dz = tp[2, j] - z
+            s0, s1 = start[nd], end[nd]
+            xs, ys, zs, ps = tp[0, s0:s1], tp[1, s0:s1], tp[2, s0:s1], perm[s0:s1]
+            for j in range(s1 - s0):
+                dx = xs[j] - x
+                dy = ys[j] - y
+                dz = zs[j] - z
                 d = dx * dx + dy * dy + dz * dz
                 if d > worst:
                     continue
-                pj = perm[j]
-                if d == worst and pj > bi[k - 1]:
+                pj = ps[j]
+                if d == worst and pj >= bi[k - 1]:  # ">=": a seed is not taken twice
                     continue
                 m = k - 1
                 while m > 0 and d < bd[m - 1]:
@@ -331,6 +341,8 @@ def _knn_range(query, query_lengths, points_lengths, k, perm, tp, lo, hi, start,
         q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
         kk = min(k, points_lengths[b])
         for i in range(q0, q1):
+            bd[:] = _FINF
+            bi[:] = perm.shape[1]
             _knn_one(query[b, i, 0], query[b, i, 1], query[b, i, 2], kk, perm[b], tp[b], lo[b], hi[b],
                      start[b], end[b], child[b], stack, stack_lb, bd, bi)
             for j in range(k):
@@ -339,71 +351,48 @@ def _knn_range(query, query_lengths, points_lengths, k, perm, tp, lo, hi, start,
                 i_out[b, i, j] = bi[s]
 
 
-def nearest(query_trees, query_lengths, point_trees):
+def nearest(query_trees, query_lengths, points, point_trees):
     """Nearest point of each query -> (d2 (B, M) f32, idx (B, M) int64).
 
-    Takes the :func:`build_trees` of both clouds. Same answer as ``knn(..., k=1)``
-    (ties: lowest index), faster for whole clouds of queries: the queries are
-    visited in the order of their own k-d tree and each search starts from the
-    previous (nearby) query's answer, whose distance is already a tight bound.
-    Padded query rows are left at index 0, distance 0.
+    Takes the :func:`build_trees` of both clouds and the ``points (B, N, 3)``.
+    Same answer as ``knn(..., k=1)`` (ties: lowest index), faster for whole
+    clouds of queries: the queries are visited in the order of their own k-d
+    tree and each search is seeded with the previous (nearby) query's answer,
+    whose distance is already a tight bound. Padded query rows are left at
+    index 0, distance 0.
     """
     qperm, qtp = query_trees[:2]
     B, M = qperm.shape
     d_out = np.zeros((B, M), np.float32)
     i_out = np.zeros((B, M), np.int64)
     tasks = B * -(-M // _QUERY_BLOCK)
-    run_parallel(_nearest_range, tasks, qperm, qtp, query_lengths, *point_trees, d_out, i_out)
+    run_parallel(_nearest_range, tasks, qperm, qtp, query_lengths, points, *point_trees, d_out, i_out)
     return d_out, i_out
 
 
 @njit(cache=True, nogil=True)
-def _nearest_range(qperm, qtp, query_lengths, perm, tp, lo, hi, start, end, child, max_depth, d_out, i_out, t0, t1):
+def _nearest_range(qperm, qtp, query_lengths, points, perm, tp, lo, hi, start, end, child, max_depth,
+                   d_out, i_out, t0, t1):
     M = qperm.shape[1]
     blocks = (M + _QUERY_BLOCK - 1) // _QUERY_BLOCK
     stack = np.empty(max_depth.max() + 3, np.int64)
     stack_lb = np.empty(max_depth.max() + 3, np.float32)
+    bd = np.empty(1, np.float32)
+    bi = np.empty(1, np.int64)
     for t in range(t0, t1):
         b = t // blocks
         q0 = (t % blocks) * _QUERY_BLOCK
         q1 = min(q0 + _QUERY_BLOCK, query_lengths[b])
-        bj = 0  # tree position of the current best point
+        bi[0] = 0
         for i in range(q0, q1):
             x, y, z = qtp[b, 0, i], qtp[b, 1, i], qtp[b, 2, i]
-            dx = tp[b, 0, bj] - x
-            dy = tp[b, 1, bj] - y
-            dz = tp[b, 2, bj] - z
-            bd = dx * dx + dy * dy + dz * dz
-            stack[0] = 0
-            stack_lb[0] = _F0
-            sp = 1
-            while sp > 0:
-                sp -= 1
-                nd = stack[sp]
-                if stack_lb[sp] > bd:
-                    continue
-                c = child[b, nd]
-                if c < 0:
-                    for j in range(start[b, nd], end[b, nd]):
-                        dx = tp[b, 0, j] - x
-                        dy = tp[b, 1, j] - y
-                        dz = tp[b, 2, j] - z
-                        d = dx * dx + dy * dy + dz * dz
-                        if d < bd or (d == bd and perm[b, j] < perm[b, bj]):
-                            bd = d
-                            bj = j
-                else:
-                    l0 = _box_d2(x, y, z, lo[b], hi[b], c)
-                    l1 = _box_d2(x, y, z, lo[b], hi[b], c + 1)
-                    if l0 <= l1:
-                        stack[sp], stack_lb[sp] = c + 1, l1
-                        stack[sp + 1], stack_lb[sp + 1] = c, l0
-                    else:
-                        stack[sp], stack_lb[sp] = c, l0
-                        stack[sp + 1], stack_lb[sp + 1] = c + 1, l1
-                    sp += 2
-            d_out[b, qperm[b, i]] = bd
-            i_out[b, qperm[b, i]] = perm[b, bj]
+            dx = points[b, bi[0], 0] - x
+            dy = points[b, bi[0], 1] - y
+            dz = points[b, bi[0], 2] - z
+            bd[0] = dx * dx + dy * dy + dz * dz
+            _knn_one(x, y, z, 1, perm[b], tp[b], lo[b], hi[b], start[b], end[b], child[b], stack, stack_lb, bd, bi)
+            d_out[b, qperm[b, i]] = bd[0]
+            i_out[b, qperm[b, i]] = bi[0]
 
 
 def ball_query(query, query_lengths, points, points_lengths, r2, max_samples, empty_nearest):
@@ -461,6 +450,7 @@ def _ball_query_range(query, query_lengths, points, points_lengths, r2, empty_ne
 # ------------------------------------------------------------------ threads
 
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 _pool_lock = threading.Lock()
 
 
@@ -486,10 +476,13 @@ def run_parallel(kernel, n_tasks: int, *args) -> None:
 
 
 def _get_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool._max_workers != threads:
-            if _pool is not None:
+        # A forked child (e.g. a DataLoader worker) inherits the pool object but
+        # not its threads: work submitted there would never run.
+        if _pool is None or _pool._max_workers != threads or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kptool-ops")
+            _pool_pid = os.getpid()
         return _pool

@@ -68,11 +68,10 @@ def chamfer_distance(
 def _nearest_cpu(x, y, x_lengths, y_lengths, two_sided):
     """Numba nearest neighbours both ways, one k-d tree per cloud:
     ``((d2_x, idx_x), (d2_y, idx_y) or None)``, float32 squared distances."""
-    xl, yl = x_lengths.numpy(), y_lengths.numpy()
-    tx = _cpu.build_trees(_cpu.f32(x), xl, KNN_LEAF_SIZE)
-    ty = _cpu.build_trees(_cpu.f32(y), yl, KNN_LEAF_SIZE)
+    xn, yn, xl, yl = _cpu.f32(x), _cpu.f32(y), x_lengths.numpy(), y_lengths.numpy()
+    tx, ty = _cpu.build_trees(xn, xl, KNN_LEAF_SIZE), _cpu.build_trees(yn, yl, KNN_LEAF_SIZE)
     to_torch = lambda pair: tuple(torch.from_numpy(a) for a in pair)  # noqa: E731
-    return to_torch(_cpu.nearest(tx, xl, ty)), (to_torch(_cpu.nearest(ty, yl, tx)) if two_sided else None)
+    return to_torch(_cpu.nearest(tx, xl, yn, ty)), (to_torch(_cpu.nearest(ty, yl, xn, tx)) if two_sided else None)
 
 
 def _distances(a, b, a_lengths, b_lengths, squared, found) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from kptool.ops import _cpu
 from kptool.ops._checks import check_lengths, check_points, check_positive_int
 
-FPS_LEAF_SIZE = 128
+FPS_LEAF_SIZE = 256
 
 
 def farthest_point_sampling(

@@ -119,8 +119,9 @@ class SetAbstractionMSG(nn.Module):
             first = mlp.linears[0]
             # W [f_j, x_j - c] = W [f_j, x_j] - W_xyz c
             grouped = ops.gather(first(per_point), idx)                            # (B, S, K, C1)
-            # in place: the gathered copy is ours, and neither op needs it for backward
-            grouped.sub_((centers @ first.weight[:, -3:].T)[:, :, None, :])
+            # in place: the gathered copy is ours and no backward needs it; adding the
+            # negated centre term spares autograd negating the whole gradient
+            grouped.add_((centers @ -first.weight[:, -3:].T)[:, :, None, :])
             # max(dim) backpropagates by index, several times cheaper than amax's tie-splitting
             pooled.append(mlp(grouped, skip_first_linear=True).max(dim=2).values)
         return centers, torch.cat(pooled, dim=-1)
