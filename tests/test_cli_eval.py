@@ -124,3 +124,16 @@ def test_eval_errors_are_one_line(tmp_path, capsys, case):
     code, out, err = run(capsys, "eval", metric, str(pred), "--data", str(tmp_path / "data"))
     assert code == 2
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_defaults_to_the_predictions_split(tmp_path, capsys):
+    shapes = make_dataset(tmp_path / "data")
+    test_ids = [s.id for s in shapes[:3]]             # make_dataset puts the first 3 in "test"
+    kps = {s.id: s.points[:4] for s in shapes[:3]}
+    write_predictions(tmp_path / "p.json", Predictions(kps, method="toy", split="test"))
+    code, out, err = run(capsys, "eval", "das", str(tmp_path / "p.json"), "--data", str(tmp_path / "data"),
+                         "--json", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["split"] == "test" and report["num_shapes"] == len(test_ids)
+    assert "no predictions" not in err

@@ -189,3 +189,18 @@ def test_cuda_matches_cpu():
     loss, _ = gpu.training_loss(points.cuda())
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in gpu.parameters() if p.grad is not None)
+
+
+def test_checkpoint_detector_accepts_clouds_below_the_model_minimum():
+    from kptool.detect.learned import CheckpointDetector
+
+    model = _model()
+    config = {"name": "skeleton-merger", "model": {"name": "skeleton-merger", "num_keypoints": 4},
+              "data": {"points": 128}}
+    det = CheckpointDetector(model, config, torch.device("cpu"))
+    assert det.min_points == model.backbone.min_points == 32
+    cloud = _clouds(1, 20)[0].numpy()                  # a decimated cloud: fewer points than the first level
+    kp = det(cloud)
+    assert kp.shape == (4, 3)
+    # convex combinations of the cloud's own points
+    assert (kp >= cloud.min(0) - 1e-6).all() and (kp <= cloud.max(0) + 1e-6).all()

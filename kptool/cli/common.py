@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+
+T = TypeVar("T")
 
 console = Console(stderr=True)   # messages and progress go to stderr, results to stdout
 stdout = Console()
@@ -50,3 +52,24 @@ def progress_bar(quiet: bool = False, transient: bool = False) -> Iterator[Progr
     )
     with bar:
         yield bar
+
+
+def run_with_progress(description: str, quiet: bool, work: Callable[[Callable[[int, int, str], None]], T],
+                      resume_hint: str) -> T:
+    """Run ``work(report)`` under a progress bar; Ctrl-C prints ``resume_hint`` and exits 130.
+
+    ``report(done, total, status)`` is the callback the library's long jobs take.
+    """
+    import typer
+
+    with progress_bar(quiet) as bar:
+        task = bar.add_task(description, total=None, status="")
+
+        def report(done: int, total: int, status: str) -> None:
+            bar.update(task, completed=done, total=total, status=status)
+
+        try:
+            return work(report)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: {resume_hint}", highlight=False)
+            raise typer.Exit(130)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +30,8 @@ FRAMES = ("prepared", "original")
 
 PREDICTIONS = typer.Argument(None, help="Predictions file (kptool detect writes one).", show_default=False)
 DATA = typer.Option(..., "--data", "-d", help="Prepared dataset folder the predictions refer to.")
-SPLIT = typer.Option("all", "--split", help="Evaluate only the shapes of this split: train, val, test or all.")
+SPLIT = typer.Option(None, "--split", help="Evaluate only the shapes of this split: train, val, test or all "
+                                           "(default: the predictions file's split, else all).")
 OUT = typer.Option(None, "--out", "-o", show_default=False,
                    help="Folder for PNG/CSV outputs [default: PREDICTIONS name + '.eval', or "
                         "'repeatability-METHOD.eval'].")
@@ -63,7 +64,7 @@ DEVICE = typer.Option("auto", "--device", help="Device for --checkpoint: auto, c
 class Options:
     predictions: Optional[Path]
     data: Path
-    split: str
+    split: Optional[str]
     out: Optional[Path]
     as_json: bool
     quiet: bool
@@ -81,14 +82,14 @@ class Options:
 
 
 @app.command("das")
-def das(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: str = SPLIT, out: Optional[Path] = OUT,
+def das(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT, out: Optional[Path] = OUT,
         as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE, grid: int = GRID) -> None:
     """Dual alignment score: forward, backward and their mean (Skeleton Merger's definition)."""
     _evaluate(["das"], Options(predictions, data, split, out, as_json, quiet, force, grid=grid))
 
 
 @app.command("miou")
-def miou(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: str = SPLIT, out: Optional[Path] = OUT,
+def miou(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT, out: Optional[Path] = OUT,
          as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE, threshold: float = THRESHOLD,
          frame: Optional[str] = FRAME, grid: int = GRID) -> None:
     """Keypoint mIoU curve: Euclidean (Skeleton Merger) and, with geodesic tables, geodesic (KeypointNet)."""
@@ -96,7 +97,7 @@ def miou(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: st
 
 
 @app.command("part-corr")
-def part_corr(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: str = SPLIT,
+def part_corr(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT,
               out: Optional[Path] = OUT, as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
               grid: int = GRID) -> None:
     """Part correspondence ratio on part-labelled shapes (ShapeNet-Part style)."""
@@ -104,7 +105,7 @@ def part_corr(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, spli
 
 
 @app.command("repeatability")
-def repeatability(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: str = SPLIT,
+def repeatability(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT,
                   out: Optional[Path] = OUT, as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
                   threshold: float = THRESHOLD, frame: Optional[str] = FRAME, method: Optional[str] = METHOD,
                   checkpoint: Optional[Path] = CHECKPOINT, num_keypoints: Optional[int] = NUM_KEYPOINTS,
@@ -116,7 +117,7 @@ def repeatability(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, 
 
 
 @app.command("all")
-def all_metrics(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: str = SPLIT,
+def all_metrics(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT,
                 out: Optional[Path] = OUT, as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
                 threshold: float = THRESHOLD, frame: Optional[str] = FRAME, grid: int = GRID,
                 method: Optional[str] = METHOD, checkpoint: Optional[Path] = CHECKPOINT,
@@ -140,6 +141,8 @@ def _evaluate(metrics: list[str], opt: Options, skip_unsupported: bool = False) 
     if opt.predictions is None and not (metrics == ["repeatability"] and wants_detector):
         need = "--method or --checkpoint (repeatability) or " if "repeatability" in metrics else ""
         raise KptoolError(f"kptool eval {_name(metrics)}: give {need}a PREDICTIONS file")
+    if opt.split is None:
+        opt = replace(opt, split=_predictions_split(opt.predictions))
     dataset = PreparedDataset(opt.data, opt.split)
     shapes, keypoints, preds = _load(opt, dataset)
     out = _out_folder(opt, metrics)
@@ -180,6 +183,15 @@ def _evaluate(metrics: list[str], opt: Options, skip_unsupported: bool = False) 
 
 def _name(metrics: list[str]) -> str:
     return metrics[0] if len(metrics) == 1 else "all"
+
+
+def _predictions_split(path: Optional[Path]) -> str:
+    """The split a predictions file was made for, when it names one of the dataset's splits."""
+    from kptool.data.prepared import SPLITS
+    from kptool.io.predictions import read_predictions
+
+    split = read_predictions(path).split if path is not None else ""
+    return split if split in SPLITS else "all"
 
 
 def _load(opt: Options, dataset):

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from kptool.cli.common import console, info, print_json, progress_bar
+from kptool.cli.common import info, print_json, run_with_progress
 from kptool.errors import KptoolError
 
 app = typer.Typer(help="Prepare shapes into a training set (sampling, FPS, normalisation, splits).",
@@ -41,18 +41,10 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
         raise KptoolError(f"--splits must look like 0.8,0.1,0.1, got {splits!r}") from None
     options = PrepareOptions(points=points, normalize=normalize, up=up, seed=seed, split_fractions=fractions)
     workers = (os.cpu_count() or 1) if workers == 0 else workers
-    with progress_bar(quiet or as_json) as bar:
-        task = bar.add_task(f"prepare {source.kind}", total=None, status="")
-
-        def report(done: int, total: int, status: str) -> None:
-            bar.update(task, completed=done, total=total, status=status)
-
-        try:
-            summary = run_prepare(source, out, options, workers=workers, strict=strict, force=force, progress=report)
-        except KeyboardInterrupt:
-            console.print(f"interrupted: finished shapes are kept in {out}; run the same command again to resume",
-                          highlight=False)
-            raise typer.Exit(130)
+    summary = run_with_progress(
+        f"prepare {source.kind}", quiet or as_json,
+        lambda report: run_prepare(source, out, options, workers=workers, strict=strict, force=force, progress=report),
+        f"finished shapes are kept in {out}; run the same command again to resume")
     if as_json:
         print_json(summary.to_json())
         return
@@ -133,20 +125,18 @@ def geodesics(
     from kptool.data.geodesics import add_geodesics
 
     workers = (os.cpu_count() or 1) if workers == 0 else workers
-    with progress_bar(quiet or as_json) as bar:
-        task = bar.add_task(f"geodesics ({method})", total=None, status="")
-
-        def report(done: int, total: int, status: str) -> None:
-            bar.update(task, completed=done, total=total, status=status)
-
-        try:
-            summary = add_geodesics(data, method=method, all_pairs=all_pairs, workers=workers, progress=report,
-                                    force=force, strict=strict)
-        except KeyboardInterrupt:
-            console.print(f"interrupted: finished tables are kept in {data}; run the same command again to resume",
-                          highlight=False)
-            raise typer.Exit(130)
+    summary = run_with_progress(
+        f"geodesics ({method})", quiet or as_json,
+        lambda report: add_geodesics(data, method=method, all_pairs=all_pairs, workers=workers, progress=report,
+                                     force=force, strict=strict),
+        f"finished tables are kept in {data}; run the same command again to resume")
     if as_json:
         print_json(summary)
-    else:
-        info(f"geodesics ({method}) for {data}: {summary}", quiet)
+        return
+    info(f"geodesics ({method}) in {data}: {summary['computed']} shapes computed, {summary['skipped']} already "
+         f"there; tables: {', '.join(summary['tables']) or 'none'}", quiet)
+    if summary["unreachable"]:
+        info(f"[yellow]{len(summary['unreachable'])} shapes have unreachable points (inf)[/]: "
+             f"{', '.join(summary['unreachable'][:5])}", quiet)
+    for f in summary["failed"]:
+        info(f"[yellow]failed[/] {f['id']}: {f['error']}", quiet)

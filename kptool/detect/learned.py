@@ -40,6 +40,8 @@ class CheckpointDetector:
         self.name = str(config.get("name") or config["model"]["name"])
         self.num_keypoints = int(config["model"]["num_keypoints"])
         self.num_points = int(config["data"]["points"])
+        backbone = getattr(model, "backbone", None)
+        self.min_points = int(getattr(backbone, "min_points", 1))
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """``(N, 3)`` cloud -> ``(K, 3)`` float32 keypoints."""
@@ -54,6 +56,10 @@ class CheckpointDetector:
                 raise KptoolError(f"{self.name}: cloud {i} must have shape (N, 3), got {a.shape}")
             if not np.isfinite(a).all():
                 raise KptoolError(f"{self.name}: cloud {i} contains NaN or inf")
+            if len(a) < self.min_points:
+                # Too few points for the first set-abstraction level (e.g. a decimated cloud): repeat the
+                # cloud's own points. Keypoints are convex combinations, so they stay on the shape.
+                a = a[np.arange(self.min_points) % len(a)]
             arrays.append(a)
         out: list[np.ndarray] = []
         start = 0

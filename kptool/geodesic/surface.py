@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
 
 from kptool.errors import KptoolError
 from kptool.geodesic._common import check_indices, check_points, to_numpy
@@ -47,52 +46,18 @@ def check_surface_points(points: SurfacePoints, num_faces: int) -> SurfacePoints
     return SurfacePoints(face, bary / bary.sum(1, keepdims=True))
 
 
-def snap_to_surface(vertices, faces, points, chunk: int = 1024) -> SurfacePoints:
+def snap_to_surface(vertices, faces, points) -> SurfacePoints:
     """The nearest surface point of each of ``points`` ``(P, 3)`` on the mesh ``(V, 3)``, ``(F, 3)``.
 
-    Exact nearest point (trimesh's point-triangle distance) over candidate faces
-    from a KD-tree of face centroids: a face can hold a point closer than ``d`` only
-    if its centroid is within ``d`` plus its circumradius-like extent. Faces much
-    larger than the typical one are always candidates, so a few huge faces (common in
-    CAD models) do not blow up every query.
+    Exact nearest point on the triangles (trimesh's ``proximity.closest_point``, an
+    r-tree over the faces), expressed as face + barycentric coordinates.
     """
     v, f = check_mesh(vertices, faces)
     p = check_points(to_numpy(points), "points to snap")
-    tri = v[f]
-    centroid = tri.mean(axis=1)
-    extent = np.linalg.norm(tri - centroid[:, None], axis=2).max(axis=1)
-    cut = 4.0 * float(np.median(extent))
-    large = np.flatnonzero(extent > cut)
-    small = np.flatnonzero(extent <= cut)
-    tree = cKDTree(centroid[small])
-
-    face = np.empty(len(p), dtype=np.int64)
-    for start in range(0, len(p), chunk):
-        q = p[start:start + chunk]
-        # Upper bound on each point's distance to the surface, from its nearest few centroids.
-        _, near = tree.query(q, k=min(8, len(small)))
-        near = small[near.reshape(len(q), -1)]
-        bound = _closest(tri, q, near).min(axis=1)
-        balls = tree.query_ball_point(q, bound + cut + 1e-12)
-        counts = np.array([len(b) for b in balls])
-        rows = np.repeat(np.arange(len(q)), counts)
-        cand = small[np.concatenate([np.asarray(b, dtype=np.int64) for b in balls])]
-        if len(large):
-            rows = np.concatenate([rows, np.repeat(np.arange(len(q)), len(large))])
-            cand = np.concatenate([cand, np.tile(large, len(q))])
-        d = np.linalg.norm(trimesh.triangles.closest_point(tri[cand], q[rows]) - q[rows], axis=1)
-        order = np.lexsort((d, rows))        # per point, nearest candidate first
-        first = np.r_[True, rows[order][1:] != rows[order][:-1]]
-        face[start:start + chunk] = cand[order][first]
-    closest = trimesh.triangles.closest_point(tri[face], p)
-    return SurfacePoints(face, _barycentric(tri[face], closest))
-
-
-def _closest(tri: np.ndarray, q: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``(P, C)`` distances from each point to each of its candidate faces."""
-    rows = np.repeat(np.arange(len(q)), cand.shape[1])
-    c = trimesh.triangles.closest_point(tri[cand.reshape(-1)], q[rows])
-    return np.linalg.norm(c - q[rows], axis=1).reshape(cand.shape)
+    mesh = trimesh.Trimesh(vertices=v, faces=f, process=False, validate=False)
+    closest, _, face = trimesh.proximity.closest_point(mesh, p)
+    face = np.asarray(face, dtype=np.int64)
+    return SurfacePoints(face, _barycentric(v[f[face]], np.asarray(closest, dtype=np.float64)))
 
 
 def _barycentric(tri: np.ndarray, points: np.ndarray) -> np.ndarray:
