@@ -52,6 +52,14 @@ def test_load_detector_from_run_checkpoint_and_weights(trained, tmp_path):
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g, e.numpy(), atol=1e-6)
     assert det(clouds[0]).shape == (3, 3)
+    # float16 storage: half the size, the model still runs in float32 and agrees closely
+    half = export_weights(run, tmp_path / "h.pt", half=True)
+    stored = torch.load(half, weights_only=True)["model"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    small = load_detector(half, "cpu")
+    assert next(small.model.parameters()).dtype == torch.float32
+    for g, e in zip(small.detect_batch(clouds), expected):
+        np.testing.assert_allclose(g, e.numpy(), atol=2e-3)
 
 
 def test_detect_batch_handles_mixed_cloud_sizes(trained):

@@ -195,3 +195,54 @@ def test_cli_prepare_and_info_json(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["counts"]["total"] == 3 and info["frame"]["normalize"] == "skeleton-merger"
     assert info["keypoints_per_shape"]["min"] >= 8
+
+
+def _box_off(path: Path, broken_header: bool) -> None:
+    import trimesh
+
+    m = trimesh.creation.box(extents=(1.0, 2.0, 3.0))
+    head = f"OFF{len(m.vertices)} {len(m.faces)} 0\n" if broken_header else f"OFF\n{len(m.vertices)} {len(m.faces)} 0\n"
+    body = "".join(f"{x} {y} {z}\n" for x, y, z in m.vertices) + "".join(f"3 {a} {b} {c}\n" for a, b, c in m.faces)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + body)
+
+
+def test_modelnet_layout_official_splits_and_z_up(tmp_path):
+    from kptool.data.sources import ModelNetSource
+
+    root = tmp_path / "ModelNet10"
+    _box_off(root / "chair" / "train" / "chair_0001.off", broken_header=True)   # ModelNet's broken header
+    _box_off(root / "chair" / "test" / "chair_0002.off", broken_header=False)
+    _box_off(root / "desk" / "train" / "desk_0001.off", broken_header=False)
+    summary = run_prepare(ModelNetSource(str(root)), tmp_path / "mn", PrepareOptions(points=256, up="z"))
+    assert not summary.failed
+    ds = PreparedDataset(tmp_path / "mn")
+    splits = {r["id"]: r["split"] for r in ds.manifest["shapes"]}
+    assert splits == {"chair_0001": "train", "chair_0002": "test", "desk_0001": "train"}
+    shape = ds[ds.index_of("chair_0001")]
+    # the box's z extent (3) becomes the prepared y extent: z-up was rotated to y-up
+    ext = np.ptp(shape.points, axis=0)
+    assert np.argmax(ext) == 1
+    np.testing.assert_allclose(np.ptp(shape.meta["transform"].apply_inverse(shape.points.astype(float)), axis=0),
+                               [1, 2, 3], atol=0.05)
+    assert ds.manifest["frame"]["source_up"] == "z"
+    only = run_prepare(ModelNetSource(str(root), "desk"), tmp_path / "desk", PrepareOptions(points=256))
+    assert only.prepared == 1
+
+
+def test_shapenet_core_layout_with_synset_id(tmp_path):
+    import trimesh
+
+    from kptool.data.sources import ShapeNetSource
+
+    root = tmp_path / "ShapeNetCore.v2"
+    for i, model in enumerate(["aaa", "bbb"]):
+        path = root / "03001627" / model / "models" / "model_normalized.obj"
+        path.parent.mkdir(parents=True)
+        trimesh.creation.box(extents=(1.0, 1.0 + i, 1.0)).export(path)
+    (root / "03001627" / "ccc").mkdir()                    # a model folder without a mesh is ignored
+    summary = run_prepare(ShapeNetSource(str(root), "03001627"), tmp_path / "sn", PrepareOptions(points=128))
+    ds = PreparedDataset(tmp_path / "sn")
+    assert summary.prepared == 2 and sorted(ds.ids) == ["aaa", "bbb"] and ds.category == "chair"
+    with pytest.raises(InputError, match="no 02691156/ folder"):
+        run_prepare(ShapeNetSource(str(root), "airplane"), tmp_path / "x", PrepareOptions(points=128))

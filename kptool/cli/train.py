@@ -83,11 +83,12 @@ def export_weights(
     run: Path = typer.Argument(..., help="Run folder (uses its best checkpoint) or a checkpoint .pt file."),
     out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.pt)."),
     category: Optional[str] = typer.Option(None, "--category", help="Category the weights are for (recorded)."),
+    half: bool = typer.Option(False, "--half", help="Store floating-point weights as float16 (half the size)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Write slim detection weights (no optimiser state) from a training run."""
     from kptool.train import export_weights as export
 
-    path = export(run, out, category=category, overwrite=force)
+    path = export(run, out, category=category, overwrite=force, half=half)
     info(f"wrote {path}", quiet)

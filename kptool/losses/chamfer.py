@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from kptool.ops import knn
+from kptool.ops._cpu import run_parallel
 
 SQRT_EPS = 1e-4          # inside the sqrt of every distance (reference value)
 MISSING_MASS_COST = 20.0  # per point, for activation mass below 1 after all skeletons
@@ -90,21 +91,27 @@ def composite_chamfer_distance_reference(points: torch.Tensor, skeleton: torch.T
     return fidelity + coverage + MISSING_MASS_COST * remaining.mean(-1)
 
 
-@numba.njit(parallel=True, cache=True)
-def _nearest_in_each_part(x, s_t, starts):  # pragma: no cover - compiled
+def _nearest_in_each_part(x: np.ndarray, s_t: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """``(B, N, 3)`` points, ``(B, 3, T)`` skeleton (coordinates as rows), part bounds ``(P + 1,)``
     -> ``(B, N, P)`` index into T of each part's nearest point (the first one on ties)."""
-    b_count, n_count, _ = x.shape
+    out = np.empty((x.shape[0], x.shape[1], starts.shape[0] - 1), dtype=np.int64)
+    run_parallel(_nearest_in_each_part_range, x.shape[0] * x.shape[1], x, s_t, starts, out)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _nearest_in_each_part_range(x, s_t, starts, out, task0, task1):  # pragma: no cover - compiled
+    """The rows ``task0 <= b * N + n < task1`` of :func:`_nearest_in_each_part` (runs without the GIL)."""
+    n_count = x.shape[1]
     p_count = starts.shape[0] - 1
     t_count = s_t.shape[2]
-    out = np.empty((b_count, n_count, p_count), dtype=np.int64)
-    for bn in numba.prange(b_count * n_count):
+    d = np.empty(t_count, dtype=np.float32)
+    for bn in range(task0, task1):
         b = bn // n_count
         n = bn % n_count
         x0, x1, x2 = x[b, n, 0], x[b, n, 1], x[b, n, 2]
         s0, s1, s2 = s_t[b, 0], s_t[b, 1], s_t[b, 2]
         # all distances first (a loop the compiler vectorises), then the per-part argmin
-        d = np.empty(t_count, dtype=np.float32)
         for t in range(t_count):
             d0 = s0[t] - x0
             d1 = s1[t] - x1
@@ -116,7 +123,6 @@ def _nearest_in_each_part(x, s_t, starts):  # pragma: no cover - compiled
                 if d[t] < d[arg]:
                     arg = t
             out[b, n, p] = arg
-    return out
 
 
 def _nearest_in_each_part_torch(points: torch.Tensor, skeleton: torch.Tensor, counts: list[int],

@@ -92,11 +92,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, category: str | None = None,
-                   overwrite: bool = False) -> Path:
+                   overwrite: bool = False, half: bool = False) -> Path:
     """Write the slim weights file of a checkpoint (no optimiser, RNG or history).
 
     ``checkpoint`` is a ``.pt`` file or a run folder (its ``checkpoints/best.pt``,
-    else ``last.pt``). Returns the written path.
+    else ``last.pt``). With ``half``, floating-point tensors are stored as float16
+    (loading casts them back into the model's float32 parameters). Returns the written path.
     """
     src = find_checkpoint(checkpoint)
     ckpt = load_checkpoint(src)
@@ -105,7 +106,11 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, catego
         meta.update({"epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "source": str(src)})
     if category is not None:
         meta["category"] = category
-    weights = {"format": WEIGHTS_FORMAT, "version": VERSION, "config": ckpt["config"], "model": ckpt["model"],
+    model = ckpt["model"]
+    if half:
+        model = {k: v.half() if v.is_floating_point() else v for k, v in model.items()}
+        meta["stored_as"] = "float16"
+    weights = {"format": WEIGHTS_FORMAT, "version": VERSION, "config": ckpt["config"], "model": model,
                "frame": ckpt.get("frame", {}), "meta": meta}
     with atomic_path(out, overwrite=overwrite) as tmp:
         torch.save(weights, tmp)
