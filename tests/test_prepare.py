@@ -246,3 +246,17 @@ def test_shapenet_core_layout_with_synset_id(tmp_path):
     assert summary.prepared == 2 and sorted(ds.ids) == ["aaa", "bbb"] and ds.category == "chair"
     with pytest.raises(InputError, match="no 02691156/ folder"):
         run_prepare(ShapeNetSource(str(root), "airplane"), tmp_path / "x", PrepareOptions(points=128))
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from kptool.io.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "x.txt", "hello")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
