@@ -11,8 +11,8 @@ import torch
 
 from kptool.errors import KptoolError
 from kptool.geodesic import UnreachableWarning, cloud_geodesics, distances_to_points, knn_graph, mesh_geodesics
-from tests.conftest import requires_cuda
-from tests.test_geodesic_mesh import great_circle, relative_error, sphere
+from conftest import requires_cuda
+from test_geodesic_mesh import great_circle, relative_error, sphere
 
 
 def naive_knn_dijkstra(points: np.ndarray, source: int, k: int) -> np.ndarray:

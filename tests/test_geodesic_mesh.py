@@ -11,7 +11,7 @@ import trimesh
 
 from kptool.errors import KptoolError
 from kptool.geodesic import SurfacePoints, UnreachableWarning, mesh_geodesics, snap_to_surface
-from tests.conftest import requires_cuda
+from conftest import requires_cuda
 
 
 def grid(n: int = 15, size: float = 2.0):

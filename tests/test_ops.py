@@ -14,7 +14,7 @@ from kptool.ops import ball_query, chamfer_distance, farthest_point_sampling, ga
 from kptool.ops import reference as ref
 from kptool.ops.neighbors import ball_query_torch, knn_torch
 from kptool.ops.sampling import fps_torch
-from tests.conftest import requires_cuda
+from conftest import requires_cuda
 
 
 def cloud(*shape, seed=0, dtype=torch.float32):

@@ -236,9 +236,9 @@ def _digest(sh) -> str:
 def test_shapes_do_not_depend_on_the_process():
     # manifold3d numbers meshes with a process-wide counter; output must not depend on it.
     code = ("from kptool.data.synthetic import generate_shape; "
-            f"from tests.test_synthetic import _digest; print(*(_digest(generate_shape(c, 5)) for c in {NAMES!r}))")
+            f"from test_synthetic import _digest; print(*(_digest(generate_shape(c, 5)) for c in {NAMES!r}))")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           cwd=Path(__file__).resolve().parents[1]).stdout.split()
+                           cwd=Path(__file__).resolve().parent).stdout.split()
     assert fresh == [_digest(shape(c, 5)) for c in NAMES]
 
 
