@@ -133,7 +133,8 @@ def all_metrics(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, sp
 
 
 def _evaluate(metrics: list[str], opt: Options, skip_unsupported: bool = False) -> None:
-    from kptool.data.prepared import PreparedDataset
+    from kptool.data.prepared import SPLITS, PreparedDataset
+    from kptool.io.predictions import read_predictions
 
     if opt.frame is not None and opt.frame not in FRAMES:
         raise KptoolError(f"unknown --frame {opt.frame!r}: expected prepared or original")
@@ -141,10 +142,11 @@ def _evaluate(metrics: list[str], opt: Options, skip_unsupported: bool = False) 
     if opt.predictions is None and not (metrics == ["repeatability"] and wants_detector):
         need = "--method or --checkpoint (repeatability) or " if "repeatability" in metrics else ""
         raise KptoolError(f"kptool eval {_name(metrics)}: give {need}a PREDICTIONS file")
+    preds = None if opt.predictions is None else read_predictions(opt.predictions)
     if opt.split is None:
-        opt = replace(opt, split=_predictions_split(opt.predictions))
+        opt = replace(opt, split=preds.split if preds is not None and preds.split in SPLITS else "all")
     dataset = PreparedDataset(opt.data, opt.split)
-    shapes, keypoints, preds = _load(opt, dataset)
+    shapes, keypoints, preds = _load(opt, dataset, preds)
     out = _out_folder(opt, metrics)
 
     results: dict[str, Any] = {}
@@ -185,25 +187,15 @@ def _name(metrics: list[str]) -> str:
     return metrics[0] if len(metrics) == 1 else "all"
 
 
-def _predictions_split(path: Optional[Path]) -> str:
-    """The split a predictions file was made for, when it names one of the dataset's splits."""
-    from kptool.data.prepared import SPLITS
-    from kptool.io.predictions import read_predictions
-
-    split = read_predictions(path).split if path is not None else ""
-    return split if split in SPLITS else "all"
-
-
-def _load(opt: Options, dataset):
+def _load(opt: Options, dataset, preds):
     """The shapes to evaluate and their predicted keypoints (prepared frame), or all shapes if no predictions."""
     from kptool.data.prepared import PreparedDataset
-    from kptool.io.predictions import read_predictions, to_prepared_frame
+    from kptool.io.predictions import to_prepared_frame
 
-    if opt.predictions is None:
+    if preds is None:
         if len(dataset) == 0:
             raise InputError(opt.data, f"has no shapes in split {opt.split!r}")
         return list(dataset), None, None
-    preds = read_predictions(opt.predictions)
     if not preds.keypoints:
         raise InputError(opt.predictions, "has no shapes")
     if all(len(k) == 0 for k in preds.keypoints.values()):

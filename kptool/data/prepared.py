@@ -132,6 +132,7 @@ class PreparedDataset:
             raise InputError(None, f"unknown split {split!r}: expected one of {', '.join(SPLITS)} or all")
         self.split = None if split == "all" else split
         self.records = [r for r in self.manifest["shapes"] if self.split is None or r["split"] == self.split]
+        self._position = {r["id"]: i for i, r in enumerate(self.records)}
         self.extras = tuple(extras)
         for name in self.extras:
             if name not in self.manifest.get("extras", {}):
@@ -166,10 +167,8 @@ class PreparedDataset:
         return any(r.get("has_mesh", False) for r in self.records)
 
     def index_of(self, shape_id: str) -> int:
-        for i, r in enumerate(self.records):
-            if r["id"] == shape_id:
-                return i
-        raise KeyError(shape_id)
+        """Position of a shape id in this view; ``KeyError`` when it is not in it."""
+        return self._position[shape_id]
 
     def __getitem__(self, i: int) -> Shape:
         rec = self.records[i]
