@@ -9,14 +9,7 @@ import yaml
 
 from kptool.cli.main import main
 
-from test_train_helpers import TinyKeypoints, make_dataset, reset_hooks, tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _hooks():
-    reset_hooks()
-    yield
-    reset_hooks()
+from test_train_helpers import TinyKeypoints, fresh_hooks, make_dataset, reset_hooks, tiny_config  # noqa: F401 (fresh_hooks: autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,7 @@ from kptool.train.config import apply_overrides, parse_override
 from kptool.train.sampler import epoch_batches
 
 from conftest import requires_cuda
-from test_train_helpers import TinyKeypoints, make_dataset, reset_hooks, tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _hooks():
-    reset_hooks()
-    yield
-    reset_hooks()
+from test_train_helpers import TinyKeypoints, fresh_hooks, make_dataset, reset_hooks, tiny_config  # noqa: F401 (fresh_hooks: autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -71,6 +72,14 @@ register_model("test-tiny-paired")(TinyPairedKeypoints)
 def reset_hooks() -> None:
     TinyKeypoints.sigint_at_call = TinyKeypoints.nan_at_call = None
     TinyKeypoints.calls = 0
+
+
+@pytest.fixture(autouse=True)
+def fresh_hooks():
+    """Every test starts and ends with no SIGINT/NaN hook armed (import into the test module)."""
+    reset_hooks()
+    yield
+    reset_hooks()
 
 
 def tiny_config(name: str = "test-tiny", points: int = 64, **train) -> dict:
