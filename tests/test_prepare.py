@@ -93,8 +93,13 @@ def test_synthetic_parallel_and_torch_dataset(tmp_path):
     # keypoints stay on the (transformed) mesh surface
     import trimesh
 
-    _, dist, _ = trimesh.proximity.closest_point(trimesh.Trimesh(shape.vertices, shape.faces), shape.keypoints)
+    mesh = trimesh.Trimesh(shape.vertices, shape.faces, process=False)
+    _, dist, _ = trimesh.proximity.closest_point(mesh, shape.keypoints)
     assert dist.max() < 1e-4
+    # normals: unit length, and those of the faces the points were sampled from
+    np.testing.assert_allclose(np.linalg.norm(shape.normals, axis=1), 1, atol=1e-5)
+    _, _, face = trimesh.proximity.closest_point(mesh, shape.points[:100])
+    assert np.median(np.abs(np.sum(shape.normals[:100] * mesh.face_normals[face], axis=1))) > 0.99
     batch = collate_shapes([ds.torch_dataset(with_keypoints=True)[i] for i in range(3)])
     assert tuple(batch["points"].shape) == (3, 512, 3)
     # same seed -> the same dataset, whatever the worker count

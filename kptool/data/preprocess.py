@@ -101,12 +101,8 @@ def prepare_shape(shape: Shape, points: int = DEFAULT_POINTS, normalize: str = "
         dense, face_index = sample_surface(shape.vertices, shape.faces, points * oversample, seed)
         normals = colors = kp_index = None
         labels = None if shape.face_labels is None else np.asarray(shape.face_labels)[face_index]
-        try:
-            import trimesh
-
-            normals = trimesh.Trimesh(shape.vertices, shape.faces, process=False).face_normals[face_index]
-        except Exception:  # degenerate faces: normals are optional
-            normals = None
+        tri = np.asarray(shape.vertices, dtype=np.float64)[np.asarray(shape.faces)[face_index]]
+        normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])   # normalised below
     else:
         dense = np.asarray(shape.points, dtype=np.float64)
         if len(dense) < points:
