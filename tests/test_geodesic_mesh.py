@@ -244,20 +244,20 @@ def test_batched_heat_equals_one_source_at_a_time():
 
 
 def test_heat_matches_potpourri3d():
-    """Same discretisation as potpourri3d's robust heat solver (intrinsic Delaunay, t = mean edge^2)."""
+    """refine=False: the same discretisation as potpourri3d's robust heat solver (intrinsic Delaunay, t = mean edge^2)."""
     import potpourri3d as pp3d
 
     v, f = bumpy(3)
     src = np.array([1, 50, 300])
     ref = np.stack([pp3d.MeshHeatMethodDistanceSolver(v, f).compute_distance(int(s)) for s in src])
-    ours = mesh_geodesics(v, f, src, method="heat")
+    ours = mesh_geodesics(v, f, src, method="heat", refine=False)
     # potpourri3d mollifies lengths slightly differently and does not clamp by the Euclidean distance.
     diff = np.abs(ours - ref)
     assert diff.mean() < 1e-3 * ref.max() and diff.max() < 0.02 * ref.max()
 
 
 def test_intrinsic_delaunay_flips_obtuse_pair_and_keeps_lengths():
-    from kptool.geodesic.mesh import intrinsic_delaunay
+    from kptool.geodesic.intrinsic import intrinsic_delaunay
 
     # Two flat triangles sharing a long edge with two very obtuse opposite angles: flipping gives the short diagonal.
     v = np.array([[-1.0, 0, 0], [1, 0, 0], [0, 0.1, 0], [0, -0.1, 0]])
@@ -294,7 +294,7 @@ def test_subdivision_keeps_exact_distances():
 
 
 @pytest.mark.parametrize("shape", ["sphere", "torus"])
-def test_refined_heat_is_closer_to_exact(shape):
+def test_subdivided_heat_is_closer_to_exact(shape):
     if shape == "sphere":
         v, f = sphere(3)
     else:
@@ -303,17 +303,19 @@ def test_refined_heat_is_closer_to_exact(shape):
     src = np.random.default_rng(5).choice(len(v), 4, replace=False)
     exact = mesh_geodesics(v, f, src, method="exact")
     plain = relative_error(mesh_geodesics(v, f, src), exact)
-    refined = mesh_geodesics(v, f, src, refine=1)
+    refined = mesh_geodesics(v, f, src, subdivide=1)
     assert refined.shape == exact.shape and np.abs(refined[np.arange(4), src]).max() == 0
     # Measured: sphere 1.1% -> 0.85%, torus 4.1% -> 2.5%.
     assert relative_error(refined, exact) < 0.9 * plain
 
 
-def test_refine_is_checked_and_ignored_by_exact():
+def test_options_are_checked_and_ignored_by_exact():
     v, f = sphere(1)
+    with pytest.raises(KptoolError, match="subdivide"):
+        mesh_geodesics(v, f, np.array([0]), subdivide=-1)
     with pytest.raises(KptoolError, match="refine"):
         mesh_geodesics(v, f, np.array([0]), refine=-1)
-    np.testing.assert_array_equal(mesh_geodesics(v, f, np.array([0]), method="exact", refine=2),
+    np.testing.assert_array_equal(mesh_geodesics(v, f, np.array([0]), method="exact", subdivide=2, refine=False),
                                   mesh_geodesics(v, f, np.array([0]), method="exact"))
 
 

@@ -164,6 +164,22 @@ def test_mutual_pairing():
         model.training_loss(points[:3])
 
 
+def test_mutual_loss_is_the_sum_of_its_parts():
+    """The batched self + mutual pass equals separate decoder/CCD calls with the self keypoints' counts."""
+    model = _model(SkeletonMutual).eval()
+    points = _clouds(4)
+    loss, parts = model.training_loss(points)
+    out = model(points)
+    reshaped, offset = model.mutual_keypoints(out["keypoints"])
+    counts = model.decoder.point_counts(out["keypoints"])
+    ccd_self = model.reconstruction_loss(points, out["keypoints"], out["activations"])
+    ccd_mutual = model.reconstruction_loss(points, reshaped, out["activations"], counts)
+    expected = (0.5 * (ccd_self[:2].mean() + ccd_self[2:].mean()) + 0.5 * (ccd_mutual[:2].mean() + ccd_mutual[2:].mean())
+                + model.offset_penalty() + model.keypoint_offset_weight * (offset ** 2).sum(-1).mean())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert parts["ccd_mutual"] == pytest.approx(ccd_mutual.mean().item(), rel=1e-5)
+
+
 def test_detect_and_determinism():
     points = _clouds(2)
     a, b = _model(seed=1), _model(seed=1)

@@ -99,6 +99,8 @@ def add_geodesics(root: str | os.PathLike, method: str = "heat", all_pairs: bool
                          "surface": "mesh when the shape has one, else the sampled points"
                                     if method != "graph" else "sampled points (k-NN graph)",
                          "k": KNN}  # neighbours of the k-NN graph, used wherever distances are on the cloud
+            if method == "heat":
+                described["mesh_discretisation"] = "intrinsic Delaunay refinement (kptool.geodesic.intrinsic)"
             if all_pairs:
                 extras[POINTS_TABLE] = {**described, "shape": "(N, N)", "rows": "sampled points",
                                         "columns": "sampled points"}

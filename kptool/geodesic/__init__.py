@@ -1,7 +1,8 @@
 """Geodesic distances on triangle meshes and point clouds.
 
 - :func:`mesh_geodesics`: on a mesh, from vertices or surface points, by the heat
-  method (potpourri3d, default) or exactly (pygeodesic).
+  method (default; on the mesh's intrinsic Delaunay refinement, see
+  :mod:`kptool.geodesic.intrinsic`) or exactly (pygeodesic).
 - :func:`cloud_geodesics`: on a bare point cloud, by potpourri3d's point-cloud
   heat method or Dijkstra on a symmetric k-NN graph (k=20, KeypointNet's benchmark).
 - :func:`distances_to_points`: from keypoints to a shape's sampled points, on its

@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import cdist
 
 from kptool.errors import KptoolError
+from kptool.geodesic.intrinsic import MAX_NEW_VERTICES, delaunay_refine, intrinsic_delaunay
 from kptool.geodesic._common import SolverCache, check_indices, check_points, digest, like, to_numpy, warn_unreachable
 from kptool.geodesic.surface import SurfacePoints, check_mesh, check_surface_points, snap_to_surface
 
@@ -38,7 +39,8 @@ MESH_METHODS = ("heat", "exact")
 _CACHE = SolverCache()
 
 
-def mesh_geodesics(vertices, faces, sources, targets=None, method: str = "heat", refine: int = 0):
+def mesh_geodesics(vertices, faces, sources, targets=None, method: str = "heat", refine: bool | float = True,
+                   subdivide: int = 0):
     """Geodesic distances on a triangle mesh.
 
     Args:
@@ -48,16 +50,22 @@ def mesh_geodesics(vertices, faces, sources, targets=None, method: str = "heat",
             :class:`SurfacePoints` (face + barycentric), or ``(S, 3)`` float
             coordinates snapped to the nearest surface point.
         targets: like ``sources`` (``T`` of them); ``None`` means every vertex.
-        method: ``"heat"`` (the heat method on the intrinsic Delaunay
-            triangulation, t = (mean edge)^2, all sources solved at once; 1.9% and
-            2.7% mean relative error on the TOSCA cat and lion, 0.8-2.4% on spheres
-            and tori, see benchmarks/geodesic.py) or ``"exact"`` (pygeodesic's exact
-            MMP algorithm; needs an edge-manifold mesh and is 100-200x slower per source).
-        refine: heat method only: solve on the mesh midpoint-subdivided (1-to-4)
-            this many times. The surface, hence every exact distance, is unchanged,
-            while the heat method's discretisation error drops (e.g. 2.4% -> 1.4% mean
-            relative error on a 3k-vertex torus, 1.8% -> 1.6% on TOSCA's cat, one level)
-            at about 4-5x the time per source and 4^refine the memory.
+        method: ``"heat"`` (the heat method, t = (mean edge)^2, all sources solved at
+            once; see ``refine``) or ``"exact"`` (pygeodesic's exact MMP algorithm; needs
+            an edge-manifold mesh and is 100-200x slower per source).
+        refine: heat method only: solve on the intrinsic Delaunay refinement of the
+            mesh (same surface and vertices; circumcentres inserted until no angle is
+            under 20 degrees and no triangle much wider than the mesh's mean edge, the
+            worst triangles first) adding at most this fraction of the vertex count:
+            True = 0.5 (default), False or 0 = none, the reference discretisation
+            (the intrinsic Delaunay triangulation of the input, as potpourri3d's robust
+            solver). Mean relative error against exact, default / unrefined: TOSCA cat
+            1.8% / 1.9%, lion 1.9% / 2.7% (benchmarks/geodesic.py); a budget of 3 gives
+            1.3% / 1.8% at about 2.5x the time per source.
+        subdivide: heat method only: first midpoint-subdivide (1-to-4) the mesh this
+            many times. The surface, hence every exact distance, is unchanged, while the
+            heat method's discretisation error drops, at about 4x the time per source and
+            memory per level.
 
     Returns:
         ``(S, T)`` distances (``(S, V)`` when ``targets`` is None), ``inf`` where
@@ -66,13 +74,18 @@ def mesh_geodesics(vertices, faces, sources, targets=None, method: str = "heat",
     """
     if method not in MESH_METHODS:
         raise KptoolError(f"unknown mesh geodesic method {method!r}: expected one of {', '.join(MESH_METHODS)}")
-    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
-        raise KptoolError(f"refine must be a non-negative number of subdivision levels, got {refine!r}")
-    refine = int(refine) if method == "heat" else 0     # exact distances do not change with subdivision
+    if isinstance(subdivide, bool) or not isinstance(subdivide, (int, np.integer)) or subdivide < 0:
+        raise KptoolError(f"subdivide must be a non-negative number of subdivision levels, got {subdivide!r}")
+    if isinstance(refine, (bool, np.bool_)):
+        refine = MAX_NEW_VERTICES if refine else 0.0
+    if not isinstance(refine, (int, float, np.integer, np.floating)) or not 0 <= refine < np.inf:
+        raise KptoolError(f"refine must be True, False or a non-negative vertex budget, got {refine!r}")
+    # Exact distances do not depend on the discretisation.
+    options = (float(refine), int(subdivide)) if method == "heat" else (0.0, 0)
     v, f = check_mesh(vertices, faces)
     src = _support(v, f, sources, "sources")
     tgt = _support(v, f, np.arange(len(v)) if targets is None else targets, "targets")
-    solver = _CACHE.get((method, refine, digest(v, f)), lambda: MeshSolver(v, f, method, refine))
+    solver = _CACHE.get((method, options, digest(v, f)), lambda: MeshSolver(v, f, method, *options))
     if _is_vertex(src) and _is_vertex(tgt):
         # Vertices only: no interpolation, just the Euclidean lower bound (what interpolated() reduces to).
         euclid = cdist(src[2], tgt[2])
@@ -111,8 +124,9 @@ def _support(v: np.ndarray, f: np.ndarray, points, what: str):
 class MeshSolver:
     """Vertex-to-vertex geodesic distances on one mesh, one lazily built solver per connected part."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, method: str, refine: int = 0):
-        self.vertices, self.method, self.refine = vertices, method, refine
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, method: str, refine: float = MAX_NEW_VERTICES,
+                 subdivide: int = 0):
+        self.vertices, self.method, self.refine, self.subdivide = vertices, method, refine, subdivide
         # Faces that repeat a vertex have no area and confuse both solvers.
         self.faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
         n = len(vertices)
@@ -131,7 +145,7 @@ class MeshSolver:
                 local = np.full(len(self.vertices), -1)
                 local[verts] = np.arange(len(verts))
                 self._solvers[part] = (verts, _build(self.vertices[verts], local[faces], self.method,
-                                                                   self.refine))
+                                                     self.refine, self.subdivide))
         return self._solvers[part]
 
     def from_vertices(self, sources: np.ndarray) -> np.ndarray:
@@ -187,10 +201,11 @@ def _on_face_of(ids: np.ndarray, weights: np.ndarray, face_ids: np.ndarray) -> n
     return out
 
 
-def _build(vertices: np.ndarray, faces: np.ndarray, method: str, refine: int = 0):
+def _build(vertices: np.ndarray, faces: np.ndarray, method: str, refine: float = MAX_NEW_VERTICES,
+           subdivide: int = 0):
     """A function ``vertex indices (S,) -> (S, V) distances`` on one connected mesh."""
     if method == "heat":
-        return HeatSolver(vertices, faces, refine=refine)
+        return HeatSolver(vertices, faces, refine=refine, subdivide=subdivide)
     _check_manifold(faces)
     import pygeodesic.geodesic as geodesic
 
@@ -206,165 +221,75 @@ def _check_manifold(faces: np.ndarray) -> None:
                           f"have more than two faces: use the heat method instead")
 
 
-# --- The heat method (Crane et al. 2013) on the intrinsic Delaunay triangulation, many sources at once. ---
+# --- The heat method (Crane et al. 2013) on an intrinsic triangulation, many sources at once. ---
 #
 # Each connected part is factorised once: (M + tL) for the heat flow and the pinned
 # cotan Laplacian L for the Poisson step, both sparse Cholesky (cholespy's CHOLMOD,
 # about twice as fast per solve as scipy's SuperLU here). Sources then go through as
-# columns of one right-hand side, and gradients, normalisation and divergences are
-# sparse products over all of them. The operators live on the intrinsic Delaunay
-# triangulation (same surface and metric, edges flipped until every cotan weight is
-# non-negative), as in potpourri3d's robust solver: on the irregular, obtuse
-# triangles of real scans the plain cotan Laplacian is several times less accurate.
+# columns of one right-hand side; gradient, normalisation and divergence are one
+# compiled pass over the faces for all of them.
+#
+# The operators live on an intrinsic triangulation of the same surface (see
+# kptool.geodesic.intrinsic): by default its Delaunay refinement within a vertex
+# budget, else (refine=False, the reference behaviour of potpourri3d's robust solver)
+# the intrinsic Delaunay triangulation of the input vertices. The heat method's error
+# grows with skinny triangles and with the spread of edge lengths (t is one global time
+# step): on decimated scans and CAD meshes refinement cuts it by up to a third at the
+# default budget, by up to a half with a larger one.
 
 HEAT_T_COEF = 1.0     # t = HEAT_T_COEF * (mean edge length)^2, the heat method paper's choice
-_BATCH = 256          # sources per right-hand side: (2F, 256) floats stay well under 100 MB
+_BATCH = 16           # sources per right-hand side: CHOLMOD solves slow down per column beyond ~20 (cache)
 
 
-def _halfedges(faces: np.ndarray) -> np.ndarray:
-    """``(3F,)`` twin of halfedge ``3f + i`` (from corner ``i`` to ``i + 1`` of face ``f``), -1 when it has none.
+def _gradient_coefficients(length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-face gradients of the corner hat functions, from edge lengths ``(F, 3)``.
 
-    Only an edge with exactly two faces, oriented consistently, gets twins: boundary,
-    non-manifold and misoriented edges are left alone (never flipped).
-    """
-    tail, head = faces.reshape(-1), np.roll(faces, -1, axis=1).reshape(-1)
-    key = np.minimum(tail, head) * (int(faces.max()) + 1) + np.maximum(tail, head)
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    twin = np.full(len(key), -1, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    counts = np.diff(np.r_[starts, len(k)])
-    pair = starts[counts == 2]
-    a, b = order[pair], order[pair + 1]
-    ok = tail[a] == head[b]
-    twin[a[ok]], twin[b[ok]] = b[ok], a[ok]
-    return twin
-
-
-@njit(cache=True)
-def _flip_to_delaunay(faces, length, twin, max_flips):  # pragma: no cover - compiled
-    """Flip intrinsic edges (in place) until every interior edge is Delaunay; returns the number of flips."""
-    n_he = twin.shape[0]
-    stack = np.empty(n_he + 4 * max_flips, dtype=np.int64)
-    queued = np.zeros(n_he, dtype=np.bool_)
-    top = 0
-    for h in range(n_he):
-        if twin[h] > h:
-            stack[top] = h
-            top += 1
-            queued[h] = True
-    flips = 0
-    while top > 0 and flips < max_flips:
-        top -= 1
-        h = stack[top]
-        queued[h] = False
-        t = twin[h]
-        if t < 0:
-            continue
-        queued[t] = False
-        fh, ih = h // 3, h % 3
-        ft, it = t // 3, t % 3
-        h1, h2 = 3 * fh + (ih + 1) % 3, 3 * fh + (ih + 2) % 3
-        t1, t2 = 3 * ft + (it + 1) % 3, 3 * ft + (it + 2) % 3
-        # Cotangents of the two angles facing the edge, from lengths alone.
-        cot = 0.0
-        for a, b, c in ((length[h], length[h1], length[h2]), (length[t], length[t1], length[t2])):
-            s = 0.5 * (a + b + c)
-            area = np.sqrt(max(s * (s - a) * (s - b) * (s - c), 0.0))
-            if area <= 0.0:
-                cot = 1.0   # a degenerate neighbour: leave the edge alone
-                break
-            cot += (b * b + c * c - a * a) / (4.0 * area)
-        if cot >= -1e-12:
-            continue
-        i, j = faces[fh, ih], faces[fh, (ih + 1) % 3]
-        k, l = faces[fh, (ih + 2) % 3], faces[ft, (it + 2) % 3]
-        if k == l:
-            continue
-        lij, ljk, lki, lil, llj = length[h], length[h1], length[h2], length[t1], length[t2]
-        # Unfold the two triangles around vertex i: the new edge k-l spans both angles there.
-        ca = min(1.0, max(-1.0, (lij * lij + lki * lki - ljk * ljk) / (2.0 * lij * lki)))
-        cb = min(1.0, max(-1.0, (lij * lij + lil * lil - llj * llj) / (2.0 * lij * lil)))
-        angle = np.arccos(ca) + np.arccos(cb)
-        lkl = np.sqrt(max(lki * lki + lil * lil - 2.0 * lki * lil * np.cos(angle), 0.0))
-        tw_h1, tw_h2, tw_t1, tw_t2 = twin[h1], twin[h2], twin[t1], twin[t2]
-        # New faces (k, i, l) in fh and (l, j, k) in ft; slot 2 of each is the new edge.
-        faces[fh, 0], faces[fh, 1], faces[fh, 2] = k, i, l
-        faces[ft, 0], faces[ft, 1], faces[ft, 2] = l, j, k
-        slots = (3 * fh, 3 * fh + 1, 3 * ft, 3 * ft + 1)
-        lens = (lki, lil, llj, ljk)
-        outer = (tw_h2, tw_t1, tw_t2, tw_h1)
-        for n in range(4):
-            s_, o = slots[n], outer[n]
-            length[s_] = lens[n]
-            twin[s_] = o
-            if o >= 0:
-                twin[o] = s_
-                if not queued[s_] and not queued[o]:
-                    stack[top] = s_
-                    top += 1
-                    queued[s_] = True
-        length[3 * fh + 2] = lkl
-        length[3 * ft + 2] = lkl
-        twin[3 * fh + 2], twin[3 * ft + 2] = 3 * ft + 2, 3 * fh + 2
-        flips += 1
-    return flips
-
-
-def intrinsic_delaunay(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The intrinsic Delaunay triangulation of a mesh ``(V, 3)``, ``(F, 3)``: ``(faces (F, 3), lengths (F, 3))``.
-
-    ``lengths[f, i]`` is the length of the edge from corner ``i`` to corner ``i + 1``.
-    Lengths are first mollified (all raised by the least amount that gives every face
-    a margin of 1e-5 mean edge in its triangle inequalities), as in Sharp & Crane's
-    robust Laplacian, so degenerate faces do not yield infinite cotangents.
-    """
-    f = np.array(faces, dtype=np.int64)
-    length = np.linalg.norm(vertices[np.roll(f, -1, axis=1)] - vertices[f], axis=2)
-    eps = 1e-5 * float(length.mean())
-    a, b, c = length[:, 0], length[:, 1], length[:, 2]
-    slack = np.minimum.reduce([b + c - a, c + a - b, a + b - c])
-    length = length + max(0.0, float((eps - slack).max()))
-    length = length.reshape(-1)
-    _flip_to_delaunay(f, length, _halfedges(f), 50 * len(length))
-    return f, length.reshape(-1, 3)
-
-
-def _intrinsic_operators(faces: np.ndarray, length: np.ndarray, num_vertices: int):
-    """Gradient ``(2F, V)`` and face areas ``(F,)`` from edge lengths.
-
-    Row ``f`` is the x and row ``F + f`` the y component of the gradient on face
-    ``f``, in a 2-D frame of that face (component-major, so each is one contiguous block).
+    Returns ``coef (F, 3, 2)`` (the gradient of corner ``i``'s hat function, in a 2-D
+    frame of the face) and face areas ``(F,)``; ``length[f, i]`` runs from corner ``i`` to ``i + 1``.
     """
     l01, l12, l20 = length[:, 0], length[:, 1], length[:, 2]
     x2 = (l01 ** 2 + l20 ** 2 - l12 ** 2) / (2 * l01)
     y2 = np.sqrt(np.maximum(l20 ** 2 - x2 ** 2, 0.0))
     area = 0.5 * l01 * y2
-    p = np.zeros((len(faces), 3, 2))
+    p = np.zeros((len(length), 3, 2))
     p[:, 1, 0], p[:, 2, 0], p[:, 2, 1] = l01, x2, y2
-    rows, cols, vals = [], [], []
+    coef = np.empty((len(length), 3, 2))
     for i in range(3):
         e = p[:, (i + 2) % 3] - p[:, (i + 1) % 3]          # the edge facing corner i, counter-clockwise
-        g = np.stack([-e[:, 1], e[:, 0]], axis=1) / (2 * area[:, None])
-        for c in range(2):
-            rows.append(c * len(faces) + np.arange(len(faces)))
-            cols.append(faces[:, i])
-            vals.append(g[:, c])
-    grad = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(2 * len(faces), num_vertices))
-    return grad, area
+        coef[:, i] = np.stack([-e[:, 1], e[:, 0]], axis=1) / (2 * area[:, None])
+    return coef, area
 
 
-@njit(cache=True)
-def _unit_descent(x):  # pragma: no cover - compiled
-    """In place: the heat gradients ``x`` ``(2, F, S)`` become unit vectors pointing down them (away from
-    the source), 0 where the heat is flat. One fused pass; numpy takes five over these large arrays."""
-    for f in range(x.shape[1]):
-        for s in range(x.shape[2]):
-            norm = np.sqrt(x[0, f, s] * x[0, f, s] + x[1, f, s] * x[1, f, s])
-            scale = -1.0 / norm if norm > 0 else 0.0
-            x[0, f, s] *= scale
-            x[1, f, s] *= scale
+def _cotan_laplacian(faces: np.ndarray, coef: np.ndarray, area: np.ndarray, num_vertices: int):
+    """The cotan Laplacian ``(V, V)`` (positive semi-definite): ``L_ij = sum_f area_f grad_i . grad_j``."""
+    gram = np.einsum("fik,fjk->fij", coef, coef) * area[:, None, None]
+    rows = np.repeat(faces, 3, axis=1).reshape(-1)
+    cols = np.tile(faces, (1, 3)).reshape(-1)
+    return sp.csr_matrix((gram.reshape(-1), (rows, cols)), shape=(num_vertices, num_vertices))
+
+
+@njit(cache=True, fastmath=True)
+def _normalized_divergence(faces, coef, area, heat, out):  # pragma: no cover - compiled
+    """``out (V, S)`` = the divergence of ``-grad u / |grad u|`` for each column ``u`` of ``heat (V, S)``
+    (the heat method's unit field pointing away from the source; 0 where the heat is flat)."""
+    out[:] = 0.0
+    for f in range(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        ax, ay, bx, by = coef[f, 0, 0], coef[f, 0, 1], coef[f, 1, 0], coef[f, 1, 1]
+        cx, cy, w = coef[f, 2, 0], coef[f, 2, 1], -area[f]
+        ha, hb, hc = heat[a], heat[b], heat[c]
+        oa, ob, oc = out[a], out[b], out[c]
+        # Branch-free over the sources so that the loop vectorises: where the heat is
+        # flat, gx = gy = 0 and the floor on the norm keeps the product at 0.
+        for s in range(heat.shape[1]):
+            gx = ax * ha[s] + bx * hb[s] + cx * hc[s]
+            gy = ay * ha[s] + by * hb[s] + cy * hc[s]
+            scale = w / max(np.sqrt(gx * gx + gy * gy), 1e-300)
+            gx *= scale
+            gy *= scale
+            oa[s] += ax * gx + ay * gy
+            ob[s] += bx * gx + by * gy
+            oc[s] += cx * gx + cy * gy
 
 
 class _Cholesky:
@@ -388,24 +313,31 @@ class HeatSolver:
 
     Args:
         vertices: ``(V, 3)`` float64; faces: ``(F, 3)`` int64 (one connected part, no repeated corners).
-        t_coef: time step ``t = t_coef * h^2``, ``h`` the mean edge length (of the refined mesh).
-        refine: midpoint-subdivide (1-to-4) the mesh this many times and solve there.
-            Flat triangles split into flat triangles, so the surface and its exact
-            geodesics stay the same while the heat method gets a finer discretisation;
-            the original vertices keep their indices (trimesh appends the midpoints),
-            so their distances are the first ``V`` columns.
+        t_coef: time step ``t = t_coef * h^2``, ``h`` the mean edge length of the
+            triangulation the heat flows on.
+        refine: solve on the intrinsic Delaunay refinement of the mesh
+            (:func:`~kptool.geodesic.intrinsic.delaunay_refine`) adding at most this
+            fraction of the vertex count; 0 gives the reference discretisation, the
+            intrinsic Delaunay triangulation of the input.
+        subdivide: first midpoint-subdivide (1-to-4) the mesh this many times. Flat
+            triangles split into flat triangles, so the surface and its exact geodesics
+            stay the same; the original vertices keep their indices (trimesh appends the
+            midpoints), as does refinement, so their distances are the first ``V`` columns.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, t_coef: float = HEAT_T_COEF, refine: int = 0):
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, t_coef: float = HEAT_T_COEF,
+                 refine: float = MAX_NEW_VERTICES, subdivide: int = 0):
         self.num_vertices = len(vertices)
-        for _ in range(refine):
+        for _ in range(subdivide):
             vertices, faces = trimesh.remesh.subdivide(vertices, faces)
-        n = len(vertices)
-        self.faces, length = intrinsic_delaunay(vertices, faces)
-        self.grad, area = _intrinsic_operators(self.faces, length, n)
-        self.weighted_grad_t = (self.grad.T @ sp.diags(np.tile(area, 2))).tocsr()
-        lap = (self.weighted_grad_t @ self.grad).tocsr()              # cotan Laplacian, positive semi-definite
-        mass = sp.diags(np.bincount(self.faces.reshape(-1), np.repeat(area, 3), n) / 3)
+        if refine > 0:
+            self.faces, length, n = delaunay_refine(vertices, faces, max_new=refine)
+        else:
+            (self.faces, length), n = intrinsic_delaunay(vertices, faces), len(vertices)
+        self.num_solver_vertices = n
+        self.coef, self.area = _gradient_coefficients(length)
+        lap = _cotan_laplacian(self.faces, self.coef, self.area, n)
+        mass = sp.diags(np.bincount(self.faces.reshape(-1), np.repeat(self.area, 3), n) / 3)
         t = t_coef * float(length.mean()) ** 2
         self._heat = _Cholesky(mass + t * lap)
         # L is singular (constants); pinning vertex 0 is exact since every divergence sums to zero.
@@ -413,16 +345,15 @@ class HeatSolver:
 
     def __call__(self, sources: np.ndarray) -> np.ndarray:
         """``(S, V)`` distances from the vertices ``sources`` ``(S,)``."""
-        n, num_faces = self.grad.shape[1], len(self.faces)
+        n = self.num_solver_vertices
         out = np.empty((len(sources), self.num_vertices))
         for start in range(0, len(sources), _BATCH):
             src = np.asarray(sources[start:start + _BATCH])
             cols = np.arange(len(src))
             rhs = np.zeros((n, len(src)))
             rhs[src, cols] = 1.0
-            x = (self.grad @ self._heat.solve(rhs)).reshape(2, num_faces, len(src))
-            _unit_descent(x)
-            div = self.weighted_grad_t @ x.reshape(2 * num_faces, len(src))
+            div = np.empty_like(rhs)
+            _normalized_divergence(self.faces, self.coef, self.area, self._heat.solve(rhs), div)
             phi = np.zeros((n, len(src)))
             if self._poisson is not None:
                 phi[1:] = self._poisson.solve(div[1:])

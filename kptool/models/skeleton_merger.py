@@ -68,9 +68,11 @@ class SkeletonDecoder(nn.Module):
         length = torch.sqrt(1e-3 + ((a - b) ** 2).sum(-1)).mean(0)
         return (length / self.spacing).long().clamp(self.min_points, self.max_points).tolist()
 
-    def forward(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-        """``(B, k, 3)`` keypoints -> ``(B, T, 3)`` skeleton points (skeleton after skeleton) and counts ``(P,)``."""
-        counts = self.point_counts(keypoints.detach())
+    def forward(self, keypoints: torch.Tensor, counts: list[int] | None = None) -> tuple[torch.Tensor, list[int]]:
+        """``(B, k, 3)`` keypoints -> ``(B, T, 3)`` skeleton points (skeleton after skeleton) and counts ``(P,)``
+        (``counts`` given: those instead of :meth:`point_counts` of these keypoints)."""
+        if counts is None:
+            counts = self.point_counts(keypoints.detach())
         device = keypoints.device
         counts_t = torch.tensor(counts, device=device)
         pair_of = torch.repeat_interleave(torch.arange(self.num_pairs, device=device), counts_t)       # (T,)
@@ -168,9 +170,10 @@ class SkeletonMerger(nn.Module):
         return self.offset_weight * (self.decoder.offsets ** 2).sum()
 
     def reconstruction_loss(self, points: torch.Tensor, keypoints: torch.Tensor,
-                            activations: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` composite Chamfer distance between each cloud and the skeletons of ``keypoints``."""
-        skeleton, counts = self.decoder(keypoints)
+                            activations: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
+        """``(B,)`` composite Chamfer distance between each cloud and the skeletons of ``keypoints``
+        (with ``counts`` points per skeleton when given, see :class:`SkeletonDecoder`)."""
+        skeleton, counts = self.decoder(keypoints, counts)
         return composite_chamfer_distance(points, skeleton, counts, activations)
 
     def training_loss(self, points: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

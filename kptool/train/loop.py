@@ -136,7 +136,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     cls = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
            "sgd": torch.optim.SGD}[cfg["optimizer"]]
     try:
@@ -265,7 +265,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         _seed_everything(tcfg["seed"])
         model = build_model(config["model"]).to(dev)
         paired = bool(getattr(model, "paired", False))
-        optimizer = _build_optimizer(model, tcfg)
+        optimizer = build_optimizer(model, tcfg)
         scheduler = _build_scheduler(optimizer, tcfg)
         step_fn = dd.wrap(model, info, dev)
 

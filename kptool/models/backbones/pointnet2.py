@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from kptool import ops
+from kptool.models.backbones.pooled_norm import pooled_bn_relu
 
 # (centres, radii, neighbours per radius, MLP widths per radius) of each level: the
 # reference architecture.
@@ -68,11 +69,14 @@ class SharedMLP(nn.Module):
     def out_channels(self) -> int:
         return self.linears[-1].out_features
 
-    def forward(self, x: torch.Tensor, skip_first_linear: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip_first_linear: bool = False, max_pool_dim: int | None = None) -> torch.Tensor:
+        """``(..., C_in)`` -> ``(..., C_out)``; with ``max_pool_dim``, max-pooled over that axis
+        (the last BatchNorm, ReLU and the pooling fused, :func:`pooled_bn_relu`)."""
+        last = len(self.linears) - 1
         for i, (linear, bn) in enumerate(zip(self.linears, self.norms)):
             if i or not skip_first_linear:
                 x = linear(x)
-            x = _bn_relu(x, bn)
+            x = pooled_bn_relu(x, bn, max_pool_dim) if i == last and max_pool_dim is not None else _bn_relu(x, bn)
         return x
 
 
@@ -122,8 +126,7 @@ class SetAbstractionMSG(nn.Module):
             # in place: the gathered copy is ours and no backward needs it; adding the
             # negated centre term spares autograd negating the whole gradient
             grouped.add_((centers @ -first.weight[:, -3:].T)[:, :, None, :])
-            # max(dim) backpropagates by index, several times cheaper than amax's tie-splitting
-            pooled.append(mlp(grouped, skip_first_linear=True).max(dim=2).values)
+            pooled.append(mlp(grouped, skip_first_linear=True, max_pool_dim=2))
         return centers, torch.cat(pooled, dim=-1)
 
     def forward_reference(self, xyz: torch.Tensor, features: torch.Tensor | None):
