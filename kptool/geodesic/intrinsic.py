@@ -17,13 +17,17 @@ edges are never flipped or crossed).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from numba import njit
+from scipy.sparse.csgraph import connected_components
 
 # Refinement defaults: the minimum angle of Shewchuk's Triangle (its -q default, within
 # Ruppert's termination guarantee), and triangles no wider than the input's typical
 # one, so that the heat method's one time step suits the whole surface.
 MIN_ANGLE_DEG = 20.0
 MAX_CIRCUMRADIUS = 0.75   # in mean edge lengths of the input mesh (equilateral: 0.58)
+SMALL_CONE_DEG = 90.0     # fans with less total angle are not refined for their angles
+MIN_RADIUS = 0.05         # no refinement for angles below this circumradius (in mean edges)
 # Added vertices, as a fraction of the input's: the cost of the heat method grows a
 # little faster than the vertex count (2x the time per source at +50%), and the largest
 # triangles, refined first, give most of the gain.
@@ -136,6 +140,17 @@ def _flip_all(faces, length, twin, max_flips):  # pragma: no cover - compiled
     return _flip_stack(faces, length, twin, stack, top, queued, max_flips)
 
 
+def _fans(twin: np.ndarray) -> np.ndarray:
+    """``(3F,)`` fan label of each corner ``3f + i``: corners at the same vertex joined by
+    crossing twin edges around it share a label."""
+    h = np.flatnonzero(twin >= 0)
+    # Halfedge h = 3f+i leaves corner 3f+i; its twin arrives at the same vertex, which is
+    # corner (t%3 + 1) % 3 of the twin's face.
+    other = 3 * (twin[h] // 3) + (twin[h] % 3 + 1) % 3
+    graph = sp.coo_matrix((np.ones(len(h)), (h, other)), shape=(len(twin), len(twin)))
+    return connected_components(graph, directed=False)[1]
+
+
 def mollify(faces: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     """``(F, 3)`` edge lengths of a mesh, all raised by the least amount that gives every face
     a margin of 1e-5 mean edge in its triangle inequalities (Sharp & Crane's robust
@@ -153,10 +168,22 @@ def intrinsic_delaunay(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     ``lengths[f, i]`` is the length of the edge from corner ``i`` to corner ``i + 1``,
     mollified first (see :func:`mollify`).
     """
+    f, length, _ = _flipped(vertices, faces)
+    return f, length.reshape(-1, 3)
+
+
+def _flipped(vertices: np.ndarray, faces: np.ndarray):
+    """Faces, flat halfedge lengths and twins of the intrinsic Delaunay triangulation.
+
+    The twins are those the flips kept up to date: after flipping, two different
+    edges may join the same two vertices, which :func:`halfedge_twins` (matching by
+    endpoints) would take for a non-manifold edge.
+    """
     f = np.array(faces, dtype=np.int64)
     length = mollify(f, vertices).reshape(-1)
-    _flip_all(f, length, halfedge_twins(f), 50 * len(length))
-    return f, length.reshape(-1, 3)
+    twin = halfedge_twins(f)
+    _flip_all(f, length, twin, 50 * len(length))
+    return f, length, twin
 
 
 # --- Delaunay refinement: insert circumcentres of bad triangles, located by walking on the surface. ---
@@ -312,7 +339,7 @@ def _split_edge(faces, length, twin, h, x, nf, nv):  # pragma: no cover - compil
 
 
 @njit(cache=True, error_model="numpy")
-def _refine(faces, length, twin, nf, nv, max_radius, min_angle, small_cone, max_new):  # pragma: no cover
+def _refine(faces, length, twin, nf, nv, max_radius, min_radius, min_angle, small_cone, max_new):  # pragma: no cover
     """Delaunay refinement in rounds; returns the face and vertex counts."""
     stack = np.empty(length.shape[0] * 2, dtype=np.int64)
     queued = np.zeros(length.shape[0], dtype=np.bool_)
@@ -323,7 +350,7 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_angle, small_cone, max_
         for f in range(nf):
             r, angle = _circumradius_and_angle(length[3 * f], length[3 * f + 1], length[3 * f + 2])
             bad = r > max_radius
-            if not bad and angle < min_angle:
+            if not bad and angle < min_angle and r > min_radius:
                 # A triangle whose smallest angle sits at a sharp cone (a tip with little
                 # total angle) can never be fixed: refining it only adds vertices.
                 sl = min(length[3 * f], min(length[3 * f + 1], length[3 * f + 2]))
@@ -337,7 +364,7 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_angle, small_cone, max_
                 break
             # Re-check: earlier insertions this round may have changed the face.
             r, angle = _circumradius_and_angle(length[3 * f], length[3 * f + 1], length[3 * f + 2])
-            if not (r > max_radius or angle < min_angle) or not np.isfinite(r):
+            if not (r > max_radius or (angle < min_angle and r > min_radius)) or not np.isfinite(r):
                 continue
             outcome, g, exit_edge, bary, pos = _locate(faces, length, twin, f, 10000)
             if outcome == _LOST:
@@ -371,12 +398,22 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_angle, small_cone, max_
                     h = 3 * g + a
                     x = np.sqrt(((bary[0] * pos[0, 0] + bary[1] * pos[1, 0] + bary[2] * pos[2, 0]) - pos[a, 0]) ** 2
                                 + ((bary[0] * pos[0, 1] + bary[1] * pos[1, 1] + bary[2] * pos[2, 1]) - pos[a, 1]) ** 2)
-                    if not 1e-9 * length[h] < x < (1 - 1e-9) * length[h]:
-                        continue
+                    if not 1e-4 * length[h] < x < (1 - 1e-4) * length[h]:
+                        continue       # on a vertex, as good as: nothing to insert
+                    t = twin[h]
+                    if t >= 0 and faces[g, (a + 2) % 3] == faces[t // 3, (t % 3 + 2) % 3]:
+                        continue       # both faces share their third vertex too: leave that pair be
                     boundary = twin[h] < 0
                     check = _split_edge(faces, length, twin, h, x, nf, nv)
                     nf += 1 if boundary else 2
                 else:
+                    # Never as close as this to a corner in exact arithmetic (the
+                    # circumcircle is empty); rounding can bring a walk's end there.
+                    near = np.inf
+                    for c in range(3):
+                        near = min(near, np.sqrt((qx - pos[c, 0]) ** 2 + (qy - pos[c, 1]) ** 2))
+                    if near < 1e-3 * r:
+                        continue
                     check = _split_face(faces, length, twin, g, bary, pos, nf, nv)
                     nf += 2
             nv += 1
@@ -408,26 +445,28 @@ def delaunay_refine(vertices: np.ndarray, faces: np.ndarray, min_angle: float = 
     with under 60 degrees of total angle are not refined for their angle (Sharp et
     al.'s rule; they cannot be fixed), and at most ``max_new * V`` vertices are added.
     """
-    f, length = intrinsic_delaunay(vertices, faces)
+    f, flat_length, twin = _flipped(vertices, faces)
+    length = flat_length.reshape(-1, 3)
     num_faces, num_vertices = len(f), len(vertices)
     cap_new = int(max_new * num_vertices)
     mean_edge = float(length.mean())
-    # Total angle at each original vertex (inserted vertices are flat: 2 pi).
-    cap_v = num_vertices + cap_new + 1
-    angle_sum = np.zeros(cap_v)
+    # A vertex is a sharp cone when one of its fans (faces joined through twins around
+    # it; several at a non-manifold vertex) has little total angle.
+    corner_angle = np.empty_like(length)
     a, b, c = length[:, 0], length[:, 1], length[:, 2]
     for corner, (opp, s1, s2) in enumerate(((b, a, c), (c, a, b), (a, b, c))):
-        cos = np.clip((s1 ** 2 + s2 ** 2 - opp ** 2) / (2 * s1 * s2), -1.0, 1.0)
-        np.add.at(angle_sum, f[:, corner], np.arccos(cos))
-    angle_sum[num_vertices:] = 2 * np.pi
-    small_cone = angle_sum < np.pi / 3
+        corner_angle[:, corner] = np.arccos(np.clip((s1 ** 2 + s2 ** 2 - opp ** 2) / (2 * s1 * s2), -1.0, 1.0))
+    fan = _fans(twin)
+    fan_angle = np.bincount(fan, corner_angle.reshape(-1))
+    small_cone = np.zeros(num_vertices + cap_new + 1, dtype=bool)
+    np.logical_or.at(small_cone, f.reshape(-1), fan_angle[fan] < np.radians(SMALL_CONE_DEG))
     cap_f = num_faces + 2 * cap_new + 2
     faces_buf = np.zeros((cap_f, 3), dtype=np.int64)
     faces_buf[:num_faces] = f
     length_buf = np.zeros(3 * cap_f)
     length_buf[:3 * num_faces] = length.reshape(-1)
     twin_buf = np.full(3 * cap_f, -1, dtype=np.int64)
-    twin_buf[:3 * num_faces] = halfedge_twins(f)
+    twin_buf[:3 * num_faces] = twin
     nf, nv = _refine(faces_buf, length_buf, twin_buf, num_faces, num_vertices, max_radius * mean_edge,
-                     np.radians(min_angle), small_cone, cap_new)
+                     MIN_RADIUS * mean_edge, np.radians(min_angle), small_cone, cap_new)
     return faces_buf[:nf].copy(), length_buf[:3 * nf].reshape(-1, 3).copy(), int(nv)

@@ -13,7 +13,10 @@ size, and backward writes its gradient once; eval mode, with running statistics,
 the plain composition.
 
 Values, gradients and the running-statistics update equal those of
-``relu(bn(x)).max(dim=2).values`` up to float rounding (tests/test_pooled_norm.py).
+``relu(bn(x)).max(dim=2).values`` up to float rounding (tests/test_pooled_norm.py),
+except where the choice of the pooled sample is a tie: a channel whose BatchNorm
+weight is exactly 0 (every sample gives the same output) takes its weight gradient
+from the channel's max, where ``max()`` takes an arbitrary sample.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def pooled_bn_relu(x: torch.Tensor, bn: nn.BatchNorm1d, dim: int = 2) -> torch.T
     lead = moved.shape[:-2]
     flat = moved.reshape(-1, moved.shape[-2], moved.shape[-1]).contiguous()
     channels = flat.shape[-1]
+    if flat.shape[0] * flat.shape[1] < 2:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
     weight = bn.weight if bn.affine else torch.ones(channels, dtype=x.dtype, device=x.device)
     bias = bn.bias if bn.affine else torch.zeros(channels, dtype=x.dtype, device=x.device)
     running_mean = running_var = None
