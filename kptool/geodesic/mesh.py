@@ -60,8 +60,8 @@ def mesh_geodesics(vertices, faces, sources, targets=None, method: str = "heat",
             True = 0.5 (default), False or 0 = none, the reference discretisation
             (the intrinsic Delaunay triangulation of the input, as potpourri3d's robust
             solver). Mean relative error against exact, default / unrefined: TOSCA cat
-            1.8% / 1.9%, lion 1.9% / 2.7% (benchmarks/geodesic.py); a budget of 3 gives
-            1.3% / 1.8% at about 2.5x the time per source.
+            1.8% / 1.9%, lion 1.9% / 2.7%, at 1.5-1.8x the time per source; a budget of
+            3 gives cat 1.3%, lion 1.8% (docs/geodesics.md, benchmarks/geodesic.py).
         subdivide: heat method only: first midpoint-subdivide (1-to-4) the mesh this
             many times. The surface, hence every exact distance, is unchanged, while the
             heat method's discretisation error drops, at about 4x the time per source and
