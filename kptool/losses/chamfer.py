@@ -183,11 +183,24 @@ def composite_chamfer_distance(points: torch.Tensor, skeleton: torch.Tensor, cou
     per_part = fid_dist.new_zeros(bsz, p).index_add(1, part_of, fid_dist) / counts_t       # (B, P)
     fidelity = (per_part * activations).sum(-1) / p
 
-    closest = torch.gather(skeleton, 1, cover_idx.reshape(bsz, n * p, 1).expand(-1, -1, 3)).reshape(bsz, n, p, 3)
-    ordered, order = torch.sort(_sqrt_dist(points[:, :, None, :], closest), dim=-1)       # (B, N, P)
+    # Coverage = sum_i d_i w_i(a) over each point's skeletons in order of distance. Its
+    # gradient is sum_i w_i grad d_i + d_i grad w_i: the distances only need gradients
+    # where w_i != 0 (the first few skeletons of each point, until the activations reach
+    # 1), so the full (B, N, P) distance table is computed without autograd and the
+    # contributing entries again with it (their difference is exactly 0 in value).
+    with torch.no_grad():
+        closest = torch.gather(skeleton, 1, cover_idx.reshape(bsz, n * p, 1).expand(-1, -1, 3)).reshape(bsz, n, p, 3)
+        ordered, order = torch.sort(_sqrt_dist(points[:, :, None, :], closest), dim=-1)   # (B, N, P)
     a = torch.gather(activations[:, None, :].expand(-1, n, -1), 2, order)
     before = torch.cumsum(a, dim=-1) - a
     weights = torch.minimum(a, torch.relu(1.0 - before))
-    coverage = (ordered * weights).sum(-1).mean(-1)
+    per_point = (ordered * weights).sum(-1)                                                # grad: activations
+    if points.requires_grad or skeleton.requires_grad:
+        b_i, n_i, k_i = weights.detach().nonzero(as_tuple=True)
+        t_i = cover_idx[b_i, n_i, order[b_i, n_i, k_i]]
+        d = _sqrt_dist(points[b_i, n_i], skeleton[b_i, t_i])
+        per_point = per_point.index_put((b_i, n_i), weights.detach()[b_i, n_i, k_i] * (d - d.detach()),
+                                        accumulate=True)                                   # grad: geometry
+    coverage = per_point.mean(-1)
     missing = torch.relu(1.0 - activations.sum(-1))
     return fidelity + coverage + MISSING_MASS_COST * missing
