@@ -190,3 +190,27 @@ def test_get_detector_rejects_contradictions(trained):
         get_detector(checkpoint=trained[1], category="chair")
     with pytest.raises(KptoolError, match="takes no --checkpoint"):
         get_detector("fps", checkpoint=trained[1])
+
+
+@pytest.mark.parametrize("category", ["chair", "airplane", "table", "mug"])
+def test_shipped_weights_find_consistent_keypoints(category, tmp_path):
+    """The default weights, on built-in shapes they were not trained on (other seeds), saved as
+    mesh files: keypoints far more consistent than chance (random keypoints score about 0.2)."""
+    import trimesh
+
+    from kptool.data.synthetic import generate_shape
+    from kptool.detect import available_weights
+    from kptool.detect.run import detect_files
+    from kptool.metrics.alignment import dual_alignment_score
+
+    assert category in available_weights()
+    shapes = [generate_shape(category, 900_000 + i) for i in range(8)]
+    files = []
+    for shape in shapes:
+        files.append(tmp_path / f"{shape.id}.ply")
+        trimesh.Trimesh(shape.vertices, shape.faces, process=False).export(files[-1])
+    found = detect_files(get_detector(category=category), files)
+    score = dual_alignment_score([d.keypoints for d in found], [s.keypoints for s in shapes],
+                                 [s.keypoint_ids for s in shapes])
+    # Measured: chair 0.86, airplane 0.96, table 0.89, mug 0.86 (8 shapes, seeds 900000-900007).
+    assert score.das > 0.6
