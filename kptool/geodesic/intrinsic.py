@@ -288,14 +288,20 @@ def _set_face(faces, length, twin, f, corners, lengths, twins):  # pragma: no co
 
 
 @njit(cache=True, error_model="numpy")
-def _split_face(faces, length, twin, f, bary, pos, nf, nv):  # pragma: no cover - compiled
-    """Split face ``f`` at the point with barycentric ``bary`` into three faces (``f``, ``nf``,
-    ``nf + 1``) around the new vertex ``nv``. Returns the halfedges to check for Delaunay."""
+def _point_and_distances(bary, pos):  # pragma: no cover - compiled
+    """The point with barycentric ``bary`` in the layout ``pos (3, 2)`` and its distances ``(3,)`` to the corners."""
     qx = bary[0] * pos[0, 0] + bary[1] * pos[1, 0] + bary[2] * pos[2, 0]
     qy = bary[0] * pos[0, 1] + bary[1] * pos[1, 1] + bary[2] * pos[2, 1]
     d = np.empty(3)
     for c in range(3):
         d[c] = np.sqrt((pos[c, 0] - qx) ** 2 + (pos[c, 1] - qy) ** 2)
+    return qx, qy, d
+
+
+@njit(cache=True, error_model="numpy")
+def _split_face(faces, length, twin, f, d, nf, nv):  # pragma: no cover - compiled
+    """Split face ``f`` at a point at distances ``d (3,)`` from its corners into three faces
+    (``f``, ``nf``, ``nf + 1``) around the new vertex ``nv``. Returns the halfedges to check for Delaunay."""
     a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
     l0, l1, l2 = length[3 * f], length[3 * f + 1], length[3 * f + 2]
     t0, t1, t2 = twin[3 * f], twin[3 * f + 1], twin[3 * f + 2]
@@ -378,8 +384,7 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_radius, min_angle, smal
             else:
                 # Ruppert's rule: a centre inside the diametral circle of a boundary edge
                 # would make a sliver against it; split that edge at its middle instead.
-                qx = bary[0] * pos[0, 0] + bary[1] * pos[1, 0] + bary[2] * pos[2, 0]
-                qy = bary[0] * pos[0, 1] + bary[1] * pos[1, 1] + bary[2] * pos[2, 1]
+                qx, qy, d = _point_and_distances(bary, pos)
                 encroached = -1
                 for c in range(3):
                     if twin[3 * g + c] < 0:
@@ -396,8 +401,7 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_radius, min_angle, smal
                     # On an edge (the centre of a right triangle lies on its hypotenuse).
                     a = (low + 1) % 3
                     h = 3 * g + a
-                    x = np.sqrt(((bary[0] * pos[0, 0] + bary[1] * pos[1, 0] + bary[2] * pos[2, 0]) - pos[a, 0]) ** 2
-                                + ((bary[0] * pos[0, 1] + bary[1] * pos[1, 1] + bary[2] * pos[2, 1]) - pos[a, 1]) ** 2)
+                    x = d[a]
                     if not 1e-4 * length[h] < x < (1 - 1e-4) * length[h]:
                         continue       # on a vertex, as good as: nothing to insert
                     t = twin[h]
@@ -409,12 +413,9 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_radius, min_angle, smal
                 else:
                     # Never as close as this to a corner in exact arithmetic (the
                     # circumcircle is empty); rounding can bring a walk's end there.
-                    near = np.inf
-                    for c in range(3):
-                        near = min(near, np.sqrt((qx - pos[c, 0]) ** 2 + (qy - pos[c, 1]) ** 2))
-                    if near < 1e-3 * r:
+                    if d.min() < 1e-3 * r:
                         continue
-                    check = _split_face(faces, length, twin, g, bary, pos, nf, nv)
+                    check = _split_face(faces, length, twin, g, d, nf, nv)
                     nf += 2
             nv += 1
             added += 1
