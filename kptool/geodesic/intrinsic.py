@@ -21,6 +21,8 @@ import scipy.sparse as sp
 from numba import njit
 from scipy.sparse.csgraph import connected_components
 
+from kptool.errors import KptoolError
+
 # Refinement defaults: the minimum angle of Shewchuk's Triangle (its -q default, within
 # Ruppert's termination guarantee), and triangles no wider than the input's typical
 # one, so that the heat method's one time step suits the whole surface.
@@ -430,6 +432,16 @@ def _refine(faces, length, twin, nf, nv, max_radius, min_radius, min_angle, smal
         if inserted == 0 or added >= max_new:
             break
     return nf, nv
+
+
+def refine_budget(refine) -> float:
+    """The vertex budget a ``refine`` argument means: True = :data:`MAX_NEW_VERTICES`,
+    False = 0, a non-negative number = itself (a fraction of the input's vertex count)."""
+    if isinstance(refine, (bool, np.bool_)):
+        return MAX_NEW_VERTICES if refine else 0.0
+    if not isinstance(refine, (int, float, np.integer, np.floating)) or not 0 <= refine < np.inf:
+        raise KptoolError(f"refine must be True, False or a non-negative vertex budget, got {refine!r}")
+    return float(refine)
 
 
 def delaunay_refine(vertices: np.ndarray, faces: np.ndarray, min_angle: float = MIN_ANGLE_DEG,

@@ -31,7 +31,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import cdist
 
 from kptool.errors import KptoolError
-from kptool.geodesic.intrinsic import MAX_NEW_VERTICES, delaunay_refine, intrinsic_delaunay
+from kptool.geodesic.intrinsic import MAX_NEW_VERTICES, delaunay_refine, intrinsic_delaunay, refine_budget
 from kptool.geodesic._common import SolverCache, check_indices, check_points, digest, like, to_numpy, warn_unreachable
 from kptool.geodesic.surface import SurfacePoints, check_mesh, check_surface_points, snap_to_surface
 
@@ -76,12 +76,9 @@ def mesh_geodesics(vertices, faces, sources, targets=None, method: str = "heat",
         raise KptoolError(f"unknown mesh geodesic method {method!r}: expected one of {', '.join(MESH_METHODS)}")
     if isinstance(subdivide, bool) or not isinstance(subdivide, (int, np.integer)) or subdivide < 0:
         raise KptoolError(f"subdivide must be a non-negative number of subdivision levels, got {subdivide!r}")
-    if isinstance(refine, (bool, np.bool_)):
-        refine = MAX_NEW_VERTICES if refine else 0.0
-    if not isinstance(refine, (int, float, np.integer, np.floating)) or not 0 <= refine < np.inf:
-        raise KptoolError(f"refine must be True, False or a non-negative vertex budget, got {refine!r}")
+    budget = refine_budget(refine)
     # Exact distances do not depend on the discretisation.
-    options = (float(refine), int(subdivide)) if method == "heat" else (0.0, 0)
+    options = (budget, int(subdivide)) if method == "heat" else (0.0, 0)
     v, f = check_mesh(vertices, faces)
     src = _support(v, f, sources, "sources")
     tgt = _support(v, f, np.arange(len(v)) if targets is None else targets, "targets")
@@ -317,8 +314,8 @@ class HeatSolver:
             triangulation the heat flows on.
         refine: solve on the intrinsic Delaunay refinement of the mesh
             (:func:`~kptool.geodesic.intrinsic.delaunay_refine`) adding at most this
-            fraction of the vertex count; 0 gives the reference discretisation, the
-            intrinsic Delaunay triangulation of the input.
+            fraction of the vertex count (True = the default budget); 0 or False gives
+            the reference discretisation, the intrinsic Delaunay triangulation of the input.
         subdivide: first midpoint-subdivide (1-to-4) the mesh this many times. Flat
             triangles split into flat triangles, so the surface and its exact geodesics
             stay the same; the original vertices keep their indices (trimesh appends the
@@ -330,8 +327,9 @@ class HeatSolver:
         self.num_vertices = len(vertices)
         for _ in range(subdivide):
             vertices, faces = trimesh.remesh.subdivide(vertices, faces)
-        if refine > 0:
-            self.faces, length, n = delaunay_refine(vertices, faces, max_new=refine)
+        budget = refine_budget(refine)
+        if budget > 0:
+            self.faces, length, n = delaunay_refine(vertices, faces, max_new=budget)
         else:
             (self.faces, length), n = intrinsic_delaunay(vertices, faces), len(vertices)
         self.num_solver_vertices = n
