@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from kptool import ops
-from kptool.models.backbones.pooled_norm import pooled_bn_relu
+from kptool.models.backbones.pooled_norm import bn_relu, pooled_bn_relu
 
 # (centres, radii, neighbours per radius, MLP widths per radius) of each level: the
 # reference architecture.
@@ -39,12 +39,6 @@ REFERENCE_SA = (
 )
 # MLP widths of the feature-propagation levels, coarsest first.
 REFERENCE_FP = ((256, 256), (256, 256), (256, 128), (128, 128, 128))
-
-
-def _bn_relu(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
-    """BatchNorm over every leading position of a channel-last tensor, then ReLU."""
-    # in place: BatchNorm's backward needs its input, not its output
-    return torch.relu_(bn(x.reshape(-1, x.shape[-1]))).reshape(x.shape)
 
 
 class SharedMLP(nn.Module):
@@ -76,7 +70,7 @@ class SharedMLP(nn.Module):
         for i, (linear, bn) in enumerate(zip(self.linears, self.norms)):
             if i or not skip_first_linear:
                 x = linear(x)
-            x = pooled_bn_relu(x, bn, max_pool_dim) if i == last and max_pool_dim is not None else _bn_relu(x, bn)
+            x = pooled_bn_relu(x, bn, max_pool_dim) if i == last and max_pool_dim is not None else bn_relu(x, bn)
         return x
 
 

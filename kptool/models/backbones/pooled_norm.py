@@ -61,6 +61,12 @@ class _PooledBatchNormReLU(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None, None, None
 
 
+def bn_relu(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
+    """BatchNorm over every leading position of a channel-last tensor, then ReLU."""
+    # in place: BatchNorm's backward needs its input, not its output
+    return torch.relu_(bn(x.reshape(-1, x.shape[-1]))).reshape(x.shape)
+
+
 def pooled_bn_relu(x: torch.Tensor, bn: nn.BatchNorm1d, dim: int = 2) -> torch.Tensor:
     """``relu(bn(x)).max(dim).values`` for a channel-last ``x`` (BatchNorm over all leading positions).
 
@@ -72,11 +78,11 @@ def pooled_bn_relu(x: torch.Tensor, bn: nn.BatchNorm1d, dim: int = 2) -> torch.T
     Returns:
         ``x`` without the ``dim`` axis.
     """
-    if not bn.training and bn.track_running_stats:
-        return torch.relu(bn(x.reshape(-1, x.shape[-1])).reshape(x.shape)).max(dim=dim).values
     dim = dim % x.dim()
     if dim == x.dim() - 1:
         raise ValueError("pooled_bn_relu pools over a position axis, not the channel axis (the last)")
+    if not bn.training and bn.track_running_stats:
+        return bn_relu(x, bn).max(dim=dim).values
     moved = x.movedim(dim, -2)
     lead = moved.shape[:-2]
     flat = moved.reshape(-1, moved.shape[-2], moved.shape[-1]).contiguous()
