@@ -11,7 +11,8 @@ the encoder's keypoints (paper eqs. 2-5)::
 
 and the shared decoder turns KP'_a into a reconstruction of a, scored with a's
 own activation strengths (likewise for b), with as many points per skeleton as the
-self reconstructions (the decoder's count rule applied to the encoder's keypoints). The loss (paper eq. 9 plus regularisers)::
+self reconstructions (the decoder's count rule applied to the encoder's keypoints).
+The loss (paper eq. 9 plus regularisers)::
 
     λs [CCD(a, rec a) + CCD(b, rec b)] + λm [CCD(a, rec' a) + CCD(b, rec' b)]
       + offset_weight * |decoder offsets|^2 + keypoint_offset_weight * mean |O_K|^2
@@ -99,9 +100,9 @@ class SkeletonMutual(SkeletonMerger):
         out = self(points)
         batch, half = points.shape[0], points.shape[0] // 2
         reshaped, offset = self.mutual_keypoints(out["keypoints"])
-        # Self and mutual reconstructions go through the decoder and the CCD as one batch
-        # of 2B (one pass instead of two: ~10% of a CPU step), with the skeleton point
-        # counts of the self keypoints for both, so the self term does not depend on the pairing.
+        # Self and mutual reconstructions go through the decoder and the CCD as one batch of
+        # 2B, with the skeleton point counts of the self keypoints for both, so that the self
+        # term does not depend on the pairing.
         counts = self.decoder.point_counts(out["keypoints"].detach())
         ccd = self.reconstruction_loss(points.repeat(2, 1, 1), torch.cat([out["keypoints"], reshaped]),
                                        out["activations"].repeat(2, 1), counts)
