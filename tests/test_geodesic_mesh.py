@@ -244,7 +244,7 @@ def test_batched_heat_equals_one_source_at_a_time():
 
 
 def test_heat_matches_potpourri3d():
-    """refine=False: the same discretisation as potpourri3d's robust heat solver (intrinsic Delaunay, t = mean edge^2)."""
+    """refine=False: potpourri3d's robust heat solver's discretisation (intrinsic Delaunay, t = mean edge^2)."""
     import potpourri3d as pp3d
 
     v, f = bumpy(3)

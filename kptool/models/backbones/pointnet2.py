@@ -63,7 +63,8 @@ class SharedMLP(nn.Module):
     def out_channels(self) -> int:
         return self.linears[-1].out_features
 
-    def forward(self, x: torch.Tensor, skip_first_linear: bool = False, max_pool_dim: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip_first_linear: bool = False,
+                max_pool_dim: int | None = None) -> torch.Tensor:
         """``(..., C_in)`` -> ``(..., C_out)``; with ``max_pool_dim``, max-pooled over that axis
         (the last BatchNorm, ReLU and the pooling fused, :func:`pooled_bn_relu`)."""
         last = len(self.linears) - 1
