@@ -242,6 +242,7 @@ def test_export_weights_is_slim_and_refuses_overwrite(dataset, tmp_path):
     out = export_weights(run, tmp_path / "box.pt", category="box")
     w = torch.load(out, weights_only=True)
     assert w["format"] == "kptool-weights" and "optimizer" not in w and w["meta"]["category"] == "box"
+    assert w["meta"]["source"] == "run"   # the run's name, never an absolute path of the machine it came from
     with pytest.raises(OutputError, match="already exists"):
         export_weights(run, out)
 

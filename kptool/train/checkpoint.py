@@ -19,7 +19,7 @@ Exported weights (``kptool export-weights``, and the default weights shipped in
 ``kptool/weights/``) keep only what detection needs::
 
     {"format": "kptool-weights", "version": 1, "config": {...}, "model": state_dict, "frame": {...},
-     "meta": {"category": "chair", "epoch": 80, "best": {...}, "source": "runs/chair"}}
+     "meta": {"category": "chair", "epoch": 80, "best": {...}, "source": "chair-mutual"}}   # the run folder's name
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, catego
     ckpt = load_checkpoint(src)
     meta = dict(ckpt.get("meta", {}))
     if ckpt["format"] == CHECKPOINT_FORMAT:
-        meta.update({"epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "source": str(src)})
+        # The run's name, not its absolute path: weights files get shared and shipped.
+        source = src.parent.parent.name if src.parent.name == "checkpoints" else src.stem
+        meta.update({"epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "source": source})
     if category is not None:
         meta["category"] = category
     model = ckpt["model"]
