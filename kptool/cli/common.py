@@ -63,10 +63,11 @@ def run_with_progress(description: str, quiet: bool, work: Callable[[Callable[[i
     import typer
 
     with progress_bar(quiet) as bar:
-        task = bar.add_task(description, total=None, status="")
+        # Hidden until the job's first report, so that input errors are not preceded by an empty bar.
+        task = bar.add_task(description, total=None, status="", visible=False)
 
         def report(done: int, total: int, status: str) -> None:
-            bar.update(task, completed=done, total=total, status=status)
+            bar.update(task, completed=done, total=total, status=status, visible=True)
 
         try:
             return work(report)
