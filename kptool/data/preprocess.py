@@ -99,7 +99,7 @@ def prepare_shape(shape: Shape, points: int = DEFAULT_POINTS, normalize: str = "
     # A mesh is sampled unless a scanned/annotated cloud came with it (KeypointNet: pcd + mesh).
     if shape.has_mesh and shape.meta.get("points_source") != "cloud":
         dense, face_index = sample_surface(shape.vertices, shape.faces, points * oversample, seed)
-        normals = colors = kp_index = None
+        colors = kp_index = None
         labels = None if shape.face_labels is None else np.asarray(shape.face_labels)[face_index]
         tri = np.asarray(shape.vertices, dtype=np.float64)[np.asarray(shape.faces)[face_index]]
         normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])   # normalised below
