@@ -221,3 +221,31 @@ def test_checkpoint_detector_accepts_clouds_below_the_model_minimum():
     assert kp.shape == (4, 3)
     # convex combinations of the cloud's own points
     assert (kp >= cloud.min(0) - 1e-6).all() and (kp <= cloud.max(0) + 1e-6).all()
+
+
+def test_axis_scale_fit_follows_stretches_but_not_mirrors():
+    from kptool.models.skeleton_mutual import axis_scale_fit
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 10, 3, generator=g)
+    stretched = a * torch.tensor([1.5, 0.7, 2.0]) + torch.tensor([0.1, -0.2, 0.3])
+    assert torch.allclose(axis_scale_fit(a, stretched), stretched, atol=1e-5)
+    mirrored = a * torch.tensor([-1.0, 1.0, 1.0])
+    residual = (axis_scale_fit(a, mirrored) - mirrored)[..., 0]
+    assert residual.abs().mean() > 0.5 * mirrored[..., 0].abs().mean()
+
+
+def test_mutual_with_axis_scale_alignment_trains():
+    model = _model(SkeletonMutual, keypoint_alignment="axis-scale")
+    points = _clouds(4)
+    kp = model(points)["keypoints"]
+    reshaped, offset = model.mutual_keypoints(kp)
+    assert reshaped.shape == kp.shape and offset.shape == kp.shape
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    start, _ = model.training_loss(points)
+    for _ in range(12):
+        opt.zero_grad()
+        model.training_loss(points)[0].backward()
+        opt.step()
+    assert model.training_loss(points)[0].item() < 0.75 * start.item()
+    with pytest.raises(KptoolError, match="keypoint_alignment"):
+        _model(SkeletonMutual, keypoint_alignment="affine")

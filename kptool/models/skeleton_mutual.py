@@ -24,6 +24,12 @@ makes keypoint i mean the same part on every shape.
 The paper leaves the MLP's widths and the O_K penalty weight open and the authors'
 code is not public; kptool's choices (widths 64, 64; weight 1 on the mean squared
 norm) are recorded in docs/models.md.
+
+``keypoint_alignment="axis-scale"`` (kptool's addition, opt-in; the default ``"none"``
+is the paper's form) first stretches the partner's keypoints onto this shape's, one
+positive scale and shift per axis (:func:`axis_scale_fit`), and applies O_K to what is
+left; the penalty then falls on differences a stretch cannot explain (a swapped pair),
+not on a longer fuselage.
 """
 
 from __future__ import annotations
@@ -37,6 +43,24 @@ from kptool.errors import KptoolError
 from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA
 from kptool.models.registry import register_model
 from kptool.models.skeleton_merger import SkeletonMerger
+
+
+ALIGNMENTS = ("none", "axis-scale")
+
+
+def axis_scale_fit(source: torch.Tensor, target: torch.Tensor, min_scale: float = 0.25,
+                   max_scale: float = 4.0) -> torch.Tensor:
+    """``(B, k, 3)`` source keypoints mapped onto ``(B, k, 3)`` targets by a per-axis scale and shift.
+
+    Least squares over the k keypoints, one positive scale per axis, clamped to
+    ``[min_scale, max_scale]``: it follows a shape that is longer, wider or taller, but
+    cannot mirror, so swapped left/right keypoints still leave a residual.
+    """
+    src_mean, dst_mean = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
+    src_c, dst_c = source - src_mean, target - dst_mean
+    scale = (src_c * dst_c).sum(1, keepdim=True) / ((src_c ** 2).sum(1, keepdim=True) + 1e-6)
+    scale = scale.clamp(min_scale, max_scale)
+    return src_c * scale + dst_mean
 
 
 class KeypointOffsetMLP(nn.Module):
@@ -63,6 +87,8 @@ class SkeletonMutual(SkeletonMerger):
         keypoint_offset_widths: hidden widths of the offset MLP (3 layers in all).
         keypoint_offset_weight: weight of the L2 penalty on O_K (mean over pairs and
             keypoints of the squared norm).
+        keypoint_alignment: ``"none"`` (the paper's eqs. 2-5) or ``"axis-scale"`` (see the
+            module docstring).
         The other arguments are those of :class:`~kptool.models.skeleton_merger.SkeletonMerger`.
     """
 
@@ -73,21 +99,33 @@ class SkeletonMutual(SkeletonMerger):
                  head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
                  skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
                  offset_weight: float = 0.01, self_weight: float = 0.5, mutual_weight: float = 0.5,
-                 keypoint_offset_widths: Sequence[int] = (64, 64), keypoint_offset_weight: float = 1.0):
+                 keypoint_offset_widths: Sequence[int] = (64, 64), keypoint_offset_weight: float = 1.0,
+                 keypoint_alignment: str = "none"):
         super().__init__(num_keypoints, set_abstraction, feature_propagation, activation_widths, head_width,
                          dropout, skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init,
                          offset_weight)
         self.self_weight, self.mutual_weight = float(self_weight), float(mutual_weight)
         self.keypoint_offset_weight = float(keypoint_offset_weight)
         self.keypoint_offset = KeypointOffsetMLP(keypoint_offset_widths)
+        if keypoint_alignment not in ALIGNMENTS:
+            raise KptoolError(f"keypoint_alignment must be one of {', '.join(ALIGNMENTS)}, got {keypoint_alignment!r}")
+        self.keypoint_alignment = keypoint_alignment
 
     def mutual_keypoints(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, k, 3)`` keypoints of pairs ``(i, i + B/2)`` -> reshaped partner keypoints ``(B, k, 3)``
-        (row i reconstructs shape i) and the offsets ``O_K`` ``(B/2, k, 3)``."""
+        (row i reconstructs shape i) and the penalised offsets ``O_K`` (``(B/2, k, 3)``; ``(B, k, 3)``
+        with ``keypoint_alignment="axis-scale"``, one per direction)."""
         half = keypoints.shape[0] // 2
         kp_a, kp_b = keypoints[:half], keypoints[half:]
-        offset = self.keypoint_offset(kp_a - kp_b)
-        return torch.cat([kp_b + offset, kp_a - offset]), offset
+        if self.keypoint_alignment == "none":
+            offset = self.keypoint_offset(kp_a - kp_b)
+            return torch.cat([kp_b + offset, kp_a - offset]), offset
+        # The partner's keypoints are first stretched onto this shape's (free), then O_K
+        # covers what the stretch cannot: the penalty falls on non-affine differences only.
+        source, target = torch.cat([kp_b, kp_a]), keypoints
+        aligned = axis_scale_fit(source, target)
+        offset = self.keypoint_offset(target - aligned)
+        return aligned + offset, offset
 
     def training_loss(self, points: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Self + mutual reconstruction losses and penalties; components for logging.
