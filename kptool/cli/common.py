@@ -48,7 +48,7 @@ def progress_bar(quiet: bool = False, transient: bool = False) -> Iterator[Progr
     bar = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, disable=quiet, transient=transient,
+        console=console, disable=quiet or not console.is_terminal, transient=transient,
     )
     with bar:
         yield bar
