@@ -129,8 +129,9 @@ def test_train_writes_run_folder_and_loss_decreases(dataset, tmp_path):
     run = tmp_path / "run"
     summary = train(resolve_config(tiny_config(epochs=6, lr=0.03)), dataset, run, device="cpu")
     assert summary["epochs"] == 6 and summary["steps"] == 12
-    for name in ("config.yaml", "log.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in ("config.yaml", "log.jsonl", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved == resolve_config(tiny_config(epochs=6, lr=0.03))
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kptool.errors import KptoolError
-from kptool.viz import keypoint_colors, plot_curves, plot_keypoint_grid, plot_keypoints
+from kptool.viz import keypoint_colors, plot_curves, plot_keypoint_grid, plot_keypoints, plot_training_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +33,24 @@ def test_plots_write_pngs(tmp_path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["c.png", "grid.png", "one.png"]  # no temp files left
 
 
+def _png_width(path) -> int:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    return int.from_bytes(data[16:20], "big")   # IHDR width
+
+
+def test_training_curves_add_a_das_panel_only_when_validated_with_keypoints(tmp_path):
+    scored = [{"epoch": e, "train": {"loss": 1.0 / e}, "val": {"loss": 1.2 / e, "das": 0.5 + 0.1 * e}}
+              for e in range(1, 5)]
+    unscored = [{"epoch": e, "train": {"loss": 1.0 / e}} for e in range(1, 5)]
+    two = plot_training_curves({"mutual": scored, "merger": scored[:2]}, tmp_path / "two.png", title="t")
+    one = plot_training_curves({"run": unscored}, tmp_path / "one.png")
+    assert _png_width(two) > 1.5 * _png_width(one)
+
+
 def test_plot_errors(tmp_path):
+    with pytest.raises(KptoolError):
+        plot_training_curves({"run": []}, tmp_path / "t.png")
     with pytest.raises(KptoolError):
         plot_keypoint_grid([np.zeros((3, 3))], [], tmp_path / "g.png")
     with pytest.raises(KptoolError):

@@ -8,6 +8,7 @@ Run folder written by :func:`train` (only by rank 0 under ``torchrun``)::
 
     RUN/config.yaml               # the resolved configuration
     RUN/log.jsonl                 # one JSON record per epoch: train and validation metrics
+    RUN/curves.png                # loss and validation DAS so far, redrawn every epoch
     RUN/checkpoints/last.pt       # after every epoch, and on Ctrl-C
     RUN/checkpoints/best.pt       # best validation DAS (or loss) so far
     RUN/checkpoints/epoch-NNN.pt  # every train.keep_every epochs, when set
@@ -41,7 +42,7 @@ from kptool.train.sampler import epoch_batches, eval_batches
 # A validation metric: (model in eval mode, validation dataset, device, batch size) -> named values.
 Validator = Callable[[nn.Module, PreparedDataset, torch.device, int], dict[str, float]]
 
-RUN_FILES = ("config.yaml", "log.jsonl")
+RUN_FILES = ("config.yaml", "log.jsonl", "curves.png")
 
 
 class TrainingInterrupted(KptoolError):
@@ -220,6 +221,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
     """
     from kptool.device import resolve_device
     from kptool.models import build_model
+    from kptool.viz import plot_training_curves
 
     say = log or (lambda message: None)
     info = dd.dist_info()
@@ -369,6 +371,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                     if tcfg["keep_every"] and epoch % tcfg["keep_every"] == 0:
                         save_checkpoint(ckpt_dir / f"epoch-{epoch:03d}.pt", ckpt)
                     write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+                    plot_training_curves({out.resolve().name: history}, out / "curves.png")
                     val_text = f" | val {_format_metrics(record['val'])}" if "val" in record else ""
                     say(f"epoch {epoch}/{tcfg['epochs']}: {_format_metrics(record['train'])}{val_text}"
                         + (" (best)" if improved else ""))

@@ -4,10 +4,11 @@
 - :func:`plot_keypoints`: one shape with its keypoints
 - :func:`plot_keypoint_grid`: many shapes side by side, same view, to judge consistency
 - :func:`plot_curves`: metric curves (mIoU over thresholds, repeatability over noise...)
+- :func:`plot_training_curves`: loss and validation DAS over epochs of training runs
 
 Shapes are drawn in the prepared frame, which is y-up: y is drawn vertical.
 """
 
-from kptool.viz.plots import keypoint_colors, plot_curves, plot_keypoint_grid, plot_keypoints
+from kptool.viz.plots import keypoint_colors, plot_curves, plot_keypoint_grid, plot_keypoints, plot_training_curves
 
-__all__ = ["keypoint_colors", "plot_keypoints", "plot_keypoint_grid", "plot_curves"]
+__all__ = ["keypoint_colors", "plot_keypoints", "plot_keypoint_grid", "plot_curves", "plot_training_curves"]

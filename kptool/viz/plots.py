@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
@@ -113,5 +113,48 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.PathLike,
+                         title: str | None = None) -> Path:
+    """Loss and validation DAS over epochs of one or more training runs; write a PNG.
+
+    ``runs`` maps a label to a run's ``log.jsonl`` records (``{"epoch", "train": {"loss"},
+    "val": {"loss", "das"}}``). Left panel: training loss (solid) and validation loss
+    (dashed), on a log scale when positive; right panel, when any run has one:
+    validation DAS. One colour per run.
+    """
+    if not runs or not any(runs.values()):
+        raise KptoolError("plot_training_curves: no epochs to plot")
+    has_das = any("das" in r.get("val", {}) for records in runs.values() for r in records)
+    fig, axes = plt.subplots(1, 2 if has_das else 1, figsize=(10 if has_das else 5.5, 4), squeeze=False)
+    loss_ax = axes[0, 0]
+    for i, (label, records) in enumerate(runs.items()):
+        colour = f"C{i % 10}"
+        loss_ax.plot([r["epoch"] for r in records], [r["train"]["loss"] for r in records], color=colour,
+                     label=f"{label} train")
+        val = [r for r in records if "loss" in r.get("val", {})]
+        if val:
+            loss_ax.plot([r["epoch"] for r in val], [r["val"]["loss"] for r in val], color=colour, ls="--",
+                         label=f"{label} val")
+        scored = [r for r in records if "das" in r.get("val", {})]
+        if scored:
+            axes[0, 1].plot([r["epoch"] for r in scored], [r["val"]["das"] for r in scored], color=colour,
+                            marker="o", markersize=2, label=label)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    if all(y > 0 for line in loss_ax.get_lines() for y in line.get_ydata()):
+        loss_ax.set_yscale("log")   # the first epochs' losses would flatten the rest on a linear axis
+    loss_ax.legend(fontsize=8)
+    loss_ax.grid(True, alpha=0.3)
+    if has_das:
+        axes[0, 1].set_xlabel("epoch")
+        axes[0, 1].set_ylabel("validation DAS")
+        axes[0, 1].legend(fontsize=8)
+        axes[0, 1].grid(True, alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
