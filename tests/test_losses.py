@@ -88,6 +88,32 @@ def test_numba_and_torch_searches_agree():
     assert torch.equal(cover, brute)
 
 
+def test_gradients_repeat_bit_for_bit_on_several_threads():
+    # PyTorch's CPU index_put(accumulate=True), also the backward of x[i, j], adds with
+    # parallel atomics unless deterministic algorithms are on: the gradient's last bits then
+    # depend on thread timing. The CCD must give the deterministic mode's gradient without it.
+    g = torch.Generator().manual_seed(5)
+    counts = [45] * 20
+    x = torch.rand(8, 2048, 3, generator=g)
+    s = torch.rand(8, sum(counts), 3, generator=g).requires_grad_()
+    a = torch.rand(8, len(counts), generator=g).mul(0.3).requires_grad_()
+
+    def grads():
+        return torch.autograd.grad(composite_chamfer_distance(x, s, counts, a).sum(), [s, a])
+
+    threads, was_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(2)
+    try:
+        default = grads()
+        torch.use_deterministic_algorithms(True)
+        deterministic = grads()
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(threads)
+    for got, want in zip(default, deterministic):
+        assert torch.equal(got, want)
+
+
 def test_float32_gradients_finite_with_coincident_points():
     x = torch.rand(2, 30, 3)
     s = x[:, :12].clone().requires_grad_()   # skeleton points exactly on cloud points

@@ -198,9 +198,14 @@ def composite_chamfer_distance(points: torch.Tensor, skeleton: torch.Tensor, cou
     if points.requires_grad or skeleton.requires_grad:
         b_i, n_i, k_i = weights.detach().nonzero(as_tuple=True)
         t_i = cover_idx[b_i, n_i, order[b_i, n_i, k_i]]
-        d = _sqrt_dist(points[b_i, n_i], skeleton[b_i, t_i])
-        per_point = per_point.index_put((b_i, n_i), weights.detach()[b_i, n_i, k_i] * (d - d.detach()),
-                                        accumulate=True)                                   # grad: geometry
+        # index_select / index_add on flat rows, not advanced indexing: on CPU the backward of
+        # x[i, j] (and index_put with accumulate) adds with parallel atomics, whose order, and
+        # so the gradient's last bits, changes from run to run; seeded training would not repeat.
+        point_row, skeleton_row = b_i * n + n_i, b_i * skeleton.shape[1] + t_i
+        d = _sqrt_dist(points.reshape(-1, 3).index_select(0, point_row),
+                       skeleton.reshape(-1, 3).index_select(0, skeleton_row))
+        per_point = per_point.reshape(-1).index_add(
+            0, point_row, weights.detach()[b_i, n_i, k_i] * (d - d.detach())).reshape(bsz, n)  # grad: geometry
     coverage = per_point.mean(-1)
     missing = torch.relu(1.0 - activations.sum(-1))
     return fidelity + coverage + MISSING_MASS_COST * missing
