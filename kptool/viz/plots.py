@@ -143,17 +143,13 @@ def plot_training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: 
         if scored:
             axes[0, 1].plot([r["epoch"] for r in scored], [r["val"]["das"] for r in scored], color=colour,
                             marker="o", markersize=2, label=label)
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("loss")
     if all(y > 0 for line in loss_ax.get_lines() for y in line.get_ydata()):
         loss_ax.set_yscale("log")   # the first epochs' losses would flatten the rest on a linear axis
-    loss_ax.legend(fontsize=8)
-    loss_ax.grid(True, alpha=0.3)
-    if has_das:
-        axes[0, 1].set_xlabel("epoch")
-        axes[0, 1].set_ylabel("validation DAS")
-        axes[0, 1].legend(fontsize=8)
-        axes[0, 1].grid(True, alpha=0.3)
+    for ax, ylabel in zip(axes[0], ("loss", "validation DAS")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
