@@ -92,6 +92,19 @@ def test_shipped_presets_resolve():
         assert cfg["model"]["num_keypoints"] > 0
 
 
+def test_ablation_preset_is_skeleton_mutual_without_the_mutual_term():
+    # Table 4's "w/o m-rec" must differ from skeleton-mutual in the mutual term only:
+    # the same training (optimiser, lr, budget) and the same shared model settings.
+    full = resolve_config("skeleton-mutual")
+    ablation = resolve_config("skeleton-mutual-wo-mrec")
+    mutual_only = {"self_weight", "mutual_weight", "keypoint_offset_widths",
+                   "keypoint_offset_weight", "keypoint_alignment"}
+    assert ablation["train"] == full["train"] and ablation["data"] == full["data"]
+    assert ablation["model"]["name"] == "skeleton-merger"
+    assert {k: v for k, v in full["model"].items() if k not in mutual_only | {"name"}} == \
+        {k: v for k, v in ablation["model"].items() if k != "name"}
+
+
 # --- sampler ------------------------------------------------------------------------
 
 def test_epoch_batches_plain_covers_every_shape_once():
