@@ -64,7 +64,10 @@ def test_eval_all_json_matches_library(tmp_path, capsys):
     m = report["metrics"]
     pred = [kps[s.id] for s in shapes]
     das = dual_alignment_score(pred, [s.keypoints for s in shapes], [s.keypoint_ids for s in shapes])
-    assert m["das"] == pytest.approx(das.to_dict())
+    assert {k: m["das"][k] for k in ("forward", "backward", "das")} == pytest.approx(das.to_dict())
+    assert [s["forward"] for s in m["das"]["by_slot"]] == pytest.approx([s.forward for s in das.by_slot])
+    assert [i["id"] for i in m["das"]["by_id"]] == [0, 1, 2, 3]
+    assert m["das"]["by_id"][0]["name"] is None   # this toy dataset names no ids
     curve = miou_curve(pred, [s.keypoints for s in shapes], points=[s.points for s in shapes], scales=[SCALE] * 4)
     assert m["miou"]["euclidean"]["iou"] == pytest.approx(curve.y.tolist())
     assert m["miou"]["frame"] == "original" and "geodesic" in m["miou"]
@@ -73,7 +76,7 @@ def test_eval_all_json_matches_library(tmp_path, capsys):
     assert m["repeatability"]["noise"]["repeatability"][0] == 1.0   # seeded random: same points again
     out_dir = tmp_path / "p.eval"
     names = {p.name for p in out_dir.iterdir()}
-    assert {"keypoints.png", "miou.png", "miou_euclidean.csv", "miou_geodesic.csv", "part_correspondence.csv",
+    assert {"keypoints.png", "das_by_slot.csv", "das_by_id.csv", "miou.png", "miou_euclidean.csv", "miou_geodesic.csv", "part_correspondence.csv",
             "repeatability_noise.png", "repeatability_noise.csv"} <= names
     rows = (out_dir / "miou_euclidean.csv").read_text().splitlines()
     assert rows[0] == "threshold,iou" and len(rows) == 51
@@ -86,6 +89,7 @@ def test_eval_table_split_and_out(tmp_path, capsys):
                          "--split", "test", "--out", str(tmp_path / "o"))
     assert code == 0, err
     assert "DAS (mean)" in out and "3 shapes" in out
+    assert "forward alignment per keypoint slot" in out
     assert (tmp_path / "o" / "keypoints.png").is_file()
     # a second run refuses to overwrite without --force
     code, out, err = run(capsys, "eval", "das", str(tmp_path / "p.json"), "--data", str(tmp_path / "data"),

@@ -78,6 +78,13 @@ def test_das_hand_worked():
     assert r.forward == pytest.approx(0.75)
     assert r.backward == pytest.approx(1.0)
     assert r.das == pytest.approx(0.875)
+    # per slot: slot 0 is id 0 on both (agrees 1), slot 1 is id 1 on A and id 0 on B (agrees 1/2)
+    assert [slot.forward for slot in r.by_slot] == pytest.approx([1.0, 0.5])
+    assert r.by_slot[1].labels == ((0, 0.5), (1, 0.5))
+    assert r.by_slot[1].mean_distance == pytest.approx((0.1 + 0.2) / 2)
+    # per id: id 1 is nearest to slot 1 on both shapes, at distances 0.1 and 0.8
+    assert r.by_id[1].slots == ((1, 1.0),) and r.by_id[1].occurrences == 2
+    assert r.by_id[1].mean_distance == pytest.approx((0.1 + 0.8) / 2)
 
 
 def test_das_absent_ids_and_swaps():
@@ -103,6 +110,15 @@ def test_das_matches_literal_reference_on_random_inputs():
         r = dual_alignment_score(preds, gts, ids)
         assert r.forward == pytest.approx(ref_forward(preds, gts, ids), abs=1e-12)
         assert r.backward == pytest.approx(ref_backward(preds, gts, ids), abs=1e-12)
+        for slot in r.by_slot:   # each slot alone is the reference run on that one keypoint
+            one = [p[slot.slot:slot.slot + 1] for p in preds]
+            assert slot.forward == pytest.approx(ref_forward(one, gts, ids), abs=1e-12)
+        for entry in r.by_id:    # each id alone is the reference run on its annotations only
+            keep = [i == entry.id for i in ids]
+            sub = [(p, g[m], i[m]) for p, g, i, m in zip(preds, gts, ids, keep) if m.any()]
+            assert entry.backward == pytest.approx(ref_backward(*zip(*sub)), abs=1e-12)
+            assert entry.occurrences == sum(int(m.sum()) for m in keep)
+            assert sum(share for _, share in entry.slots) == pytest.approx(1.0)
 
 
 def test_das_errors():

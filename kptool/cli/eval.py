@@ -254,7 +254,22 @@ def _run_das(opt, dataset, shapes, keypoints, preds, out, files) -> dict:
     _require_keypoints(shapes, "das")
     ids = [np.zeros(0, np.int64) if s.keypoint_ids is None else s.keypoint_ids for s in shapes]
     annotated = [np.zeros((0, 3)) if s.keypoints is None else s.keypoints for s in shapes]
-    return dual_alignment_score(keypoints, annotated, ids).to_dict()
+    result = dual_alignment_score(keypoints, annotated, ids)
+    names = dataset.manifest.get("keypoint_names", {})
+    breakdown = result.breakdown()
+    for slot in breakdown["by_slot"]:
+        for label in slot["labels"]:
+            label["name"] = names.get(str(label["id"]))
+    for entry in breakdown["by_id"]:
+        entry["name"] = names.get(str(entry["id"]))
+    files.append(_write_csv(out / "das_by_slot.csv", ["slot", "forward", "mean_distance", "id", "name", "share"],
+                            [(s["slot"], s["forward"], s["mean_distance"], lab["id"], lab["name"] or "", lab["share"])
+                             for s in breakdown["by_slot"] for lab in s["labels"]]))
+    files.append(_write_csv(out / "das_by_id.csv", ["id", "name", "backward", "occurrences", "mean_distance",
+                                                    "slot", "share"],
+                            [(i["id"], i["name"] or "", i["backward"], i["occurrences"], i["mean_distance"],
+                              sl["slot"], sl["share"]) for i in breakdown["by_id"] for sl in i["slots"]]))
+    return {**result.to_dict(), **breakdown}
 
 
 def _scales(shapes, frame: str) -> Optional[list[float]]:
@@ -404,6 +419,20 @@ def _print_tables(report: dict) -> None:
     for metric, reason in report["skipped"].items():
         table.add_row(metric, "-", f"skipped: {reason}")
     stdout.print(table)
+
+    if "das" in m:
+        slots = Table(title="forward alignment per keypoint slot (per id: das_by_id.csv)")
+        slots.add_column("slot", justify="right")
+        slots.add_column("forward (%)", justify="right")
+        slots.add_column("nearest annotation: share of shapes")
+        slots.add_column("mean distance", justify="right")
+        for s in m["das"]["by_slot"]:
+            labels = ", ".join(f"{lab['name'] or 'id'} ({lab['id']}) {100 * lab['share']:.0f}%"
+                               for lab in s["labels"][:3])
+            more = len(s["labels"]) - 3
+            slots.add_row(str(s["slot"]), f"{100 * s['forward']:.1f}", labels + (f", +{more} more" if more > 0 else ""),
+                          f"{s['mean_distance']:.3f}")
+        stdout.print(slots)
 
     if "miou" in m:
         r = m["miou"]
