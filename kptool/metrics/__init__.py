@@ -3,14 +3,15 @@
 All functions take per-shape numpy arrays (lists, since counts vary between
 shapes) in one common frame and return plain results:
 
-- :func:`dual_alignment_score` -> :class:`DASResult` (forward, backward, das)
+- :func:`dual_alignment_score` -> :class:`DASResult` (forward, backward, das; per slot
+  :class:`SlotAlignment` and per id :class:`IdAlignment`)
 - :func:`miou_curve` (Euclidean, Skeleton Merger) and :func:`geodesic_miou_curve`
   (KeypointNet) -> :class:`Curve`
 - :func:`part_correspondence_ratio` -> :class:`PartCorrespondence`
 - :func:`repeatability` -> :class:`Curve` over perturbation levels
 """
 
-from kptool.metrics.alignment import DASResult, dual_alignment_score
+from kptool.metrics.alignment import DASResult, IdAlignment, SlotAlignment, dual_alignment_score
 from kptool.metrics.curve import Curve
 from kptool.metrics.miou import (KEYPOINTNET_THRESHOLDS, SKELETON_MERGER_THRESHOLDS, geodesic_miou_curve,
                                  miou_curve)
@@ -18,7 +19,7 @@ from kptool.metrics.parts import PartCorrespondence, keypoint_part_labels, part_
 from kptool.metrics.repeatability import DEFAULT_LEVELS, PERTURBATIONS, perturb, repeatability
 
 __all__ = [
-    "DASResult", "dual_alignment_score", "Curve", "miou_curve", "geodesic_miou_curve",
+    "DASResult", "SlotAlignment", "IdAlignment", "dual_alignment_score", "Curve", "miou_curve", "geodesic_miou_curve",
     "SKELETON_MERGER_THRESHOLDS", "KEYPOINTNET_THRESHOLDS", "PartCorrespondence",
     "part_correspondence_ratio", "keypoint_part_labels", "repeatability", "perturb",
     "PERTURBATIONS", "DEFAULT_LEVELS",
