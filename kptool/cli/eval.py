@@ -427,8 +427,8 @@ def _print_tables(report: dict) -> None:
         slots.add_column("nearest annotation: share of shapes")
         slots.add_column("mean distance", justify="right")
         for s in m["das"]["by_slot"]:
-            labels = ", ".join(f"{lab['name'] or 'id'} ({lab['id']}) {100 * lab['share']:.0f}%"
-                               for lab in s["labels"][:3])
+            labels = ", ".join((f"{lab['name']} ({lab['id']})" if lab["name"] else f"id {lab['id']}")
+                               + f" {100 * lab['share']:.0f}%" for lab in s["labels"][:3])
             more = len(s["labels"]) - 3
             slots.add_row(str(s["slot"]), f"{100 * s['forward']:.1f}", labels + (f", +{more} more" if more > 0 else ""),
                           f"{s['mean_distance']:.3f}")
