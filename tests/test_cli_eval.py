@@ -76,8 +76,9 @@ def test_eval_all_json_matches_library(tmp_path, capsys):
     assert m["repeatability"]["noise"]["repeatability"][0] == 1.0   # seeded random: same points again
     out_dir = tmp_path / "p.eval"
     names = {p.name for p in out_dir.iterdir()}
-    assert {"keypoints.png", "das_by_slot.csv", "das_by_id.csv", "miou.png", "miou_euclidean.csv", "miou_geodesic.csv", "part_correspondence.csv",
-            "repeatability_noise.png", "repeatability_noise.csv"} <= names
+    assert {"keypoints.png", "das_by_slot.csv", "das_by_id.csv", "miou.png", "miou_euclidean.csv",
+            "miou_geodesic.csv", "part_correspondence.csv", "repeatability_noise.png",
+            "repeatability_noise.csv"} <= names
     rows = (out_dir / "miou_euclidean.csv").read_text().splitlines()
     assert rows[0] == "threshold,iou" and len(rows) == 51
 
