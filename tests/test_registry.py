@@ -1,0 +1,40 @@
+import pytest
+
+from kptool.errors import KptoolError
+from kptool.registry import Registry
+
+
+def test_register_build_and_describe():
+    reg = Registry("widget")
+
+    @reg.register("box")
+    class Box:
+        """A box of a given size.
+
+        More text that is not part of the one-line description.
+        """
+
+        def __init__(self, size: int, colour: str = "red"):
+            self.size, self.colour = size, colour
+
+    reg.add("plain", dict, description="a plain dict")
+    assert "box" in reg and len(reg) == 2 and list(reg) == ["box", "plain"]
+    assert reg.items() == [("box", "A box of a given size."), ("plain", "a plain dict")]
+    box = reg.build({"name": "box", "size": 3}, colour="blue")
+    assert isinstance(box, Box) and (box.size, box.colour) == (3, "blue")
+    reg.register("box")(Box)  # the same object again is harmless
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("box", dict)
+
+
+def test_errors_name_the_kind_and_the_problem():
+    reg = Registry("widget")
+    reg.register("box")(lambda size: size)
+    with pytest.raises(KptoolError, match=r"unknown widget 'bix' \(available: box\)"):
+        reg.build({"name": "bix"})
+    with pytest.raises(KptoolError, match="unknown widget None"):
+        reg.build({})
+    with pytest.raises(KptoolError, match="widget 'box': .*sise"):
+        reg.build({"name": "box", "size": 1, "sise": 2})
+    with pytest.raises(KptoolError, match="must be a mapping"):
+        reg.build("box")
