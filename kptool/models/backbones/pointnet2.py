@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from kptool import ops
+from kptool.models.backbones import BACKBONES
 from kptool.models.backbones.pooled_norm import bn_relu, pooled_bn_relu
 
 # (centres, radii, neighbours per radius, MLP widths per radius) of each level: the
@@ -178,6 +179,7 @@ class FeaturePropagation(nn.Module):
         return self.mlp(x)
 
 
+@BACKBONES.register("pointnet2-msg")
 class PointNet2MSG(nn.Module):
     """PointNet++ MSG segmentation backbone: per-point and global features.
 
