@@ -14,10 +14,10 @@ removal of zero-area faces), because annotations index them: KeypointNet's
 order, and TOSCA's ground-truth maps index the ``.off`` vertices. ``.obj`` is
 parsed here because trimesh regroups its faces by material, ``.off`` because
 trimesh reads a truncated one silently; the other formats go through trimesh.
-What real exporters write besides surface polygons (OBJ ``l``/``p`` elements and
-``f`` lines with fewer than three distinct vertices, PLY/OFF faces of fewer than
-three distinct vertices) is skipped with one :class:`~kptool.errors.InputWarning`
-per file giving the counts; ``.mtl`` files and textures are never opened.
+Faces with fewer than three distinct vertices (edges and points that exporters
+write as faces) are skipped with one :class:`~kptool.errors.InputWarning` per file
+giving the count; OBJ ``l``/``p`` elements, groups and materials are ignored and
+``.mtl`` files and textures never opened.
 
 Text clouds: one point per line, values separated by whitespace or commas, ``#``
 starts a comment. Columns 1-3 are x y z. Each further group of three columns
@@ -110,6 +110,41 @@ def load_points(path: str | os.PathLike, up: str | None = None) -> Shape:
     return replace(load_shape(path, up), vertices=None, faces=None)
 
 
+def shape_files(folder: str | os.PathLike) -> list[Path]:
+    """Every file below ``folder`` that kptool reads as a shape, sorted; hidden files and folders skipped.
+
+    Artists' folders hold licences and notes beside the models: a ``.txt`` file is
+    taken only when its first data line starts with a number (it is a point table);
+    the others are left out, counted in one :class:`~kptool.errors.InputWarning`.
+    """
+    root = Path(folder)
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = [p for p in found if p.suffix.lower() != ".txt" or _looks_like_point_table(p)]
+    if len(files) < len(found):
+        warnings.warn(InputWarning(root, f"left out {len(found) - len(files)} .txt files that are not point "
+                                         f"tables (e.g. {found[[f in files for f in found].index(False)].name})"),
+                      stacklevel=2)
+    return files
+
+
+def _looks_like_point_table(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return True   # unreadable: let the reader report it
+    for line in head.splitlines():
+        tokens = line.split("#", 1)[0].replace(",", " ").split()
+        if tokens:
+            try:
+                float(tokens[0])
+                return True
+            except ValueError:
+                return False
+    return True   # empty: the reader says so
+
+
 def existing_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path, or :class:`InputError` when it is missing or a folder."""
     p = Path(path)
@@ -138,24 +173,22 @@ def _read_text(p: Path, what: str) -> str:
 def _read_obj(p: Path) -> dict[str, np.ndarray]:
     """``v`` and ``f`` lines in file order; polygons are fanned into triangles like trimesh does.
 
-    What real exporters write besides surfaces is skipped and counted in one
-    :class:`~kptool.errors.InputWarning`: ``f`` lines with fewer than three distinct
-    vertices (edges and points written as faces), ``l`` line and ``p`` point
-    elements. ``v x y z r g b`` vertex colours are kept when every vertex has them.
+    ``f`` lines with fewer than three distinct vertices (edges and points written as
+    faces) are skipped and counted in one :class:`~kptool.errors.InputWarning`; ``l``
+    and ``p`` elements (lines and points, never surfaces) are ignored, as are
+    ``vt``/``vn``, groups, objects and materials (``.mtl`` files and textures are
+    never opened). ``v x y z r g b`` vertex colours are kept when every vertex has them.
     """
     vertices: list[list[float]] = []
     colors: list[list[float]] = []
     faces: list[tuple[int, int, int]] = []
-    skipped = {"'f' lines with fewer than 3 distinct vertices": 0, "'l' line elements": 0, "'p' point elements": 0}
+    skipped = {"'f' lines with fewer than 3 distinct vertices": 0}
     for lineno, line in enumerate(_read_text(p, "OBJ").splitlines(), 1):
         tokens = line.split()
-        if not tokens:
+        if not tokens or tokens[0] not in ("v", "f"):
+            # normals, texture coordinates, groups, objects, materials, smoothing, comments, and
+            # 'l'/'p' elements: lines and points by definition, so leaving them out loses no surface
             continue
-        if tokens[0] in ("l", "p"):
-            skipped[f"'{tokens[0]}' {'line' if tokens[0] == 'l' else 'point'} elements"] += 1
-            continue
-        if tokens[0] not in ("v", "f"):
-            continue  # normals, texture coordinates, groups, objects, materials, smoothing, comments
         try:
             if tokens[0] == "v":
                 values = [float(t) for t in tokens[1:7]]
