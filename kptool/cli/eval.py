@@ -364,11 +364,12 @@ def _run_repeatability(opt, dataset, shapes, keypoints, preds, out, files) -> di
     result: dict[str, Any] = {"frame": frame, "threshold": opt.threshold, "detector": detector.name,
                               "ordered": bool(detector.ordered)}
     units = {"noise": "noise sigma (prepared frame)", "rotation-up": "rotation about the up axis (degrees)",
-             "rotation-so3": "rotation about a random axis (degrees)", "decimation": "share of points dropped"}
+             "rotation-so3": "rotation about a random axis (degrees)", "decimation": "share of points dropped",
+             "translation": "translation (prepared frame)", "scale": "scale factor"}
     for p in perturbations:
         info(f"repeatability under {p} ({len(shapes)} shapes)...", opt.quiet or opt.as_json)
         curve = repeatability(detector, [s.points for s in shapes], p, levels, opt.threshold, opt.seed,
-                              scales=_scales(shapes, frame))
+                              scales=_scales(shapes, frame), normalize=getattr(detector, "normalize", "skeleton-merger"))
         result[p] = _curve_json(curve, "level", "repeatability")
         files.append(_write_csv(out / f"repeatability_{p}.csv", ["level", "repeatability"], zip(curve.x, curve.y)))
         files.append(plot_curves({detector.name: (curve.x, curve.y)}, out / f"repeatability_{p}.png", units[p],
