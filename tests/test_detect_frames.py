@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kptool.cli.main import main
-from kptool.data.transform import Transform, canonical_frame, detection_frame
+from kptool.data.transform import canonical_frame, detection_frame
 from kptool.detect import detect_files, get_detector
 from kptool.errors import InputWarning
 from kptool.failures import EXIT_SOME_FAILED
