@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from kptool.cli.common import exit_if_failed, info, print_json, report_failures, run_with_progress
+from kptool.cli.common import exit_if_failed, info, print_json, report_failures, run_with_progress, show_warnings
 from kptool.errors import KptoolError
 from kptool.failures import FAILURES_FILE
 
@@ -42,10 +42,12 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
         raise KptoolError(f"--splits must look like 0.8,0.1,0.1, got {splits!r}") from None
     options = PrepareOptions(points=points, normalize=normalize, up=up, seed=seed, split_fractions=fractions)
     workers = (os.cpu_count() or 1) if workers == 0 else workers
-    summary = run_with_progress(
-        f"prepare {source.kind}", quiet or as_json,
-        lambda report: run_prepare(source, out, options, workers=workers, strict=strict, force=force, progress=report),
-        f"finished shapes are kept in {out}; run the same command again to resume")
+    with show_warnings(quiet or as_json):
+        summary = run_with_progress(
+            f"prepare {source.kind}", quiet or as_json,
+            lambda report: run_prepare(source, out, options, workers=workers, strict=strict, force=force,
+                                       progress=report),
+            f"finished shapes are kept in {out}; run the same command again to resume")
     if as_json:
         print_json(summary.to_json())
         exit_if_failed(summary.failed)
