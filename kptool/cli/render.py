@@ -1,0 +1,69 @@
+"""`kptool render` and `kptool refine-camera`: images from shapes, cameras from silhouettes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from kptool.cli.common import info, print_json, run_with_progress
+from kptool.errors import KptoolError
+
+
+def _pair(text: str, option: str) -> tuple[float, float]:
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise KptoolError(f"{option} must be a number or MIN,MAX, got {text!r}")
+    return values[0], values[1]
+
+
+def render(
+    dataset: Path = typer.Argument(..., help="A prepared dataset folder (kptool prepare)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; re-run the same command to resume)."),
+    views: int = typer.Option(20, "--views", help="Cameras per shape."),
+    size: int = typer.Option(256, "--size", help="Image width and height in pixels."),
+    elevation: str = typer.Option("0,180", "--elevation",
+                                  help="Polar angle from +y, MIN,MAX degrees (0,180 = the whole sphere)."),
+    distance: str = typer.Option("2.08", "--distance",
+                                 help="Camera distance in shape sizes (half the longest box side), D or MIN,MAX."),
+    fov: float = typer.Option(90.0, "--fov", help="Field of view in degrees."),
+    background: str = typer.Option("white", "--background", help="white, black or random (a seeded gradient)."),
+    colors: str = typer.Option("auto", "--colors",
+                               help="auto (the mesh file's materials/textures when it has them) or parts."),
+    split: str = typer.Option("all", "--split", help="train, val, test or all."),
+    seed: int = typer.Option(0, "--seed", help="Seed for cameras and backgrounds."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Parallel worker processes (0 = one per CPU core)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first shape that fails."),
+    force: bool = typer.Option(False, "--force", help="Replace renders in --out made with other arguments."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Render every shape of a prepared dataset: RGB, silhouette, depth, normals, cameras, 2D keypoints."""
+    from kptool.render.camera import ViewSampling
+    from kptool.render.dataset import RenderOptions, run_render
+
+    sampling = ViewSampling(views=views, elevation=_pair(elevation, "--elevation"),
+                            distance=_pair(distance, "--distance"), fov=fov, size=size)
+    options = RenderOptions(sampling=sampling, background=background, colours=colors, seed=seed, split=split)
+    workers = (os.cpu_count() or 1) if workers == 0 else workers
+    summary = run_with_progress(
+        "render", quiet or as_json,
+        lambda report: run_render(dataset, out, options, workers=workers, strict=strict, force=force,
+                                  progress=report),
+        f"finished shapes are kept in {out}; run the same command again to resume")
+    if as_json:
+        print_json(summary.to_json())
+        return
+    info(f"rendered {summary.rendered} shapes" + (f" (+{summary.skipped} from an earlier run)" if summary.skipped
+                                                  else "")
+         + f", {summary.images} images, into {out} in {summary.seconds:.1f}s", quiet)
+    if summary.failed:
+        info(f"[yellow]{len(summary.failed)} shapes failed[/] (listed in {out / 'failures.json'}):", quiet)
+        for f in summary.failed[:10]:
+            info(f"  {f['id']}: {f['error']}", quiet)
