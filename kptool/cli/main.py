@@ -25,6 +25,7 @@ app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("info")(info.info)
 app.command("render")(render.render)
+app.command("refine-camera")(render.refine_camera)
 
 
 def _version(value: bool) -> None:

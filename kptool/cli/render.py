@@ -67,3 +67,47 @@ def render(
         info(f"[yellow]{len(summary.failed)} shapes failed[/] (listed in {out / 'failures.json'}):", quiet)
         for f in summary.failed[:10]:
             info(f"  {f['id']}: {f['error']}", quiet)
+
+
+def refine_camera(
+    mesh: Path = typer.Argument(..., help="A mesh file (.obj .ply .off .stl .glb ...)."),
+    silhouette: Path = typer.Option(..., "--silhouette", "-s", help="Target mask image (square; white = shape)."),
+    azimuth: float = typer.Option(..., "--azimuth", help="Initial azimuth, degrees."),
+    elevation: float = typer.Option(..., "--elevation", help="Initial elevation (polar angle from +y), degrees."),
+    distance: float = typer.Option(2.08, "--distance", help="Initial distance in shape sizes (as kptool render)."),
+    fov: float = typer.Option(90.0, "--fov", help="Field of view in degrees."),
+    steps: int = typer.Option(30, "--steps", help="Gradient steps (Adam)."),
+    lr: float = typer.Option(0.01, "--lr", help="Adam learning rate (radians; relative distance)."),
+    sigma: float = typer.Option(0.1, "--sigma", help="Softness of the silhouette, squared pixels."),
+    only_distance: bool = typer.Option(False, "--only-distance",
+                                       help="Refine the distance only, as the authors' released code does."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Refine a camera by gradient steps so that the mesh's silhouette matches a target mask."""
+    import math
+
+    from kptool.device import resolve_device
+    from kptool.io.shapes import load_mesh
+    from kptool.render.camera import Camera
+    from kptool.render.materials import from_arrays
+    from kptool.render.refine import read_silhouette
+    from kptool.render.refine import refine_camera as refine
+
+    if steps < 0 or lr <= 0 or sigma <= 0 or distance <= 0 or not 1 <= fov < 180:
+        raise KptoolError("--steps must be >= 0 and --lr, --sigma, --distance positive, --fov in [1, 180)")
+    target = read_silhouette(silhouette)
+    body = from_arrays(*load_mesh(mesh))
+    camera = Camera(math.radians(azimuth), math.radians(elevation), distance * body.size, tuple(body.centre),
+                    math.radians(fov), target.shape[0])
+    params = ("distance",) if only_distance else ("azimuth", "elevation", "distance")
+    result = refine(body.vertices, body.faces, target, camera, steps, lr, params, sigma, resolve_device(device))
+    c = result.camera
+    report = {"azimuth": math.degrees(c.azimuth), "elevation": math.degrees(c.elevation),
+              "distance": c.distance / body.size, "refined": list(params), "loss_before": result.losses[0],
+              "loss_after": result.losses[-1], "iou_before": result.iou_before, "iou_after": result.iou_after}
+    if as_json:
+        print_json(report)
+        return
+    info(f"azimuth {report['azimuth']:.2f} deg, elevation {report['elevation']:.2f} deg, distance "
+         f"{report['distance']:.4f} shape sizes; silhouette IoU {result.iou_before:.3f} -> {result.iou_after:.3f}")
