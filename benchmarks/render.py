@@ -133,12 +133,11 @@ def candidate_mitsuba(mesh, cams):
     # the whole process with "LLVM ERROR: Cannot select" here), which no wheel provides.
     variant = "scalar_rgb"
     mi.set_variant(variant)
-    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
-    m = mi.Mesh("shape", len(tm.vertices), len(tm.faces))
-    params = mi.traverse(m)
-    params["vertex_positions"] = mi.Float(tm.vertices.astype(np.float32).ravel())
-    params["faces"] = mi.UInt32(tm.faces.astype(np.uint32).ravel())
-    params.update()
+    import tempfile
+
+    ply = tempfile.NamedTemporaryFile(suffix=".ply", delete=False).name
+    trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(ply)
+    m = {"type": "ply", "filename": ply, "face_normals": True}
     size = cams[0].size
 
     def scene_for(c):
@@ -148,12 +147,12 @@ def candidate_mitsuba(mesh, cams):
                              "sensor": {"type": "perspective", "fov": math.degrees(c.fov),
                                         "to_world": mi.ScalarTransform4f().look_at(
                                             origin=c.eye().tolist(), target=list(c.target), up=up.tolist()),
-                                        "film": {"type": "hdrfilm", "width": size, "height": size},
+                                        "film": {"type": "hdrfilm", "width": size, "height": size, "pixel_format": "rgba"},
                                         "sampler": {"type": "independent", "sample_count": 4}}})
     scenes = [scene_for(c) for c in cams]
 
     def run():
-        return [np.asarray(mi.render(s)).mean(-1) > 0 for s in scenes]
+        return [np.asarray(mi.render(s))[..., 3] > 0.5 for s in scenes]      # alpha = coverage
     return f"RGB, 4 spp ({variant})", run
 
 
