@@ -147,3 +147,43 @@ def test_render_cli_rejects_bad_options(chairs, tmp_path, capsys):
     assert code == 2 and "--elevation" in err
     code, _, err = _cli(["render", tmp_path / "missing", "--out", tmp_path / "r2"], capsys)
     assert code == 2 and "error:" in err
+
+
+def _write_red_cube(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cube.mtl").write_text("newmtl red\nKd 0.9 0.1 0.1\n")
+    box = trimesh.creation.box(extents=(1.0, 0.6, 0.8))
+    lines = ["mtllib cube.mtl", "usemtl red"] + [f"v {x} {y} {z}" for x, y, z in box.vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in box.faces]
+    (folder / "cube.obj").write_text("\n".join(lines) + "\n")
+
+
+def test_prepared_datasets_keep_the_mesh_path_and_renders_use_its_materials(tmp_path, capsys):
+    _write_red_cube(tmp_path / "meshes")
+    np.savetxt(tmp_path / "meshes" / "cloud.xyz", np.random.default_rng(0).uniform(-1, 1, (300, 3)))
+    data = tmp_path / "data"
+    assert _cli(["prepare", "folder", "--root", tmp_path / "meshes", "--out", data, "--points", 64, "-q"],
+                capsys)[0] == 0
+    manifest = json.loads((data / "manifest.json").read_text())
+    by_id = {r["id"]: r for r in manifest["shapes"]}
+    assert by_id["cube"]["meta"]["mesh"] == str((tmp_path / "meshes" / "cube.obj").resolve())
+    assert "mesh" not in by_id["cloud"].get("meta", {})
+    out = tmp_path / "renders"
+    code, stdout, err = _cli(["render", data, "--views", 2, "--size", 32, "--out", out, "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert [f["id"] for f in summary["failed"]] == ["cloud"] and "no mesh" in summary["failed"][0]["error"]
+    rec = json.loads((out / "manifest.json").read_text())["shapes"][0]
+    assert rec["colour_source"] == "materials"
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(out / "rgb" / "cube" / "00.png")).astype(int)
+    seen = rgb[np.load(out / rec["file"])["silhouette"][0]]
+    assert (seen[:, 0] > seen[:, 1] + 40).all()                     # red material, shaded
+    # a dataset prepared before meta.mesh existed: meta.source (the same file) is used
+    for r in manifest["shapes"]:
+        r.get("meta", {}).pop("mesh", None)
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    old = tmp_path / "old"
+    assert _cli(["render", data, "--views", 1, "--size", 32, "--out", old, "-q"], capsys)[0] == 0
+    assert json.loads((old / "manifest.json").read_text())["shapes"][0]["colour_source"] == "materials"

@@ -87,3 +87,30 @@ def test_soft_silhouette_on_cuda_matches_cpu():
     hard = rasterize(v, f, cam).mask
     result = refine_camera(v, f, hard, replace(cam, azimuth=0.9), steps=5, device="cuda")
     assert result.iou_after >= result.iou_before - 1e-9
+
+
+def test_refine_camera_cli(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from kptool.cli.main import main
+    from kptool.render import from_arrays
+
+    v, f = _mesh()
+    trimesh.Trimesh(v, f, process=False).export(tmp_path / "ring.ply")
+    body = from_arrays(v, f)
+    truth = Camera(math.radians(40), math.radians(70), 2.2 * body.size, tuple(body.centre), math.pi / 2, 64)
+    Image.fromarray(rasterize(v, f, truth).mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = ["refine-camera", tmp_path / "ring.ply", "--silhouette", tmp_path / "mask.png", "--azimuth", 48,
+            "--elevation", 62, "--distance", 2.5, "--steps", 40, "--lr", 0.02, "--device", "cpu", "--json"]
+    assert main([str(a) for a in args]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["iou_after"] > result["iou_before"] + 0.1
+    assert abs(result["azimuth"] - 40) < 4 and abs(result["distance"] - 2.2) < 0.15
+    assert main([str(a) for a in args + ["--only-distance"]]) == 0
+    only = json.loads(capsys.readouterr().out)
+    assert only["refined"] == ["distance"] and only["azimuth"] == pytest.approx(48)
+    Image.fromarray(np.zeros((8, 10), np.uint8)).save(tmp_path / "bad.png")
+    assert main([str(a) for a in args[:3] + [tmp_path / "bad.png"] + args[4:]]) == 2
+    assert "square" in capsys.readouterr().err
