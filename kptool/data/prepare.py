@@ -181,6 +181,35 @@ def run_jobs(job: Callable[..., dict[str, Any]], args: list[tuple], workers: int
             raise
 
 
+class Tally:
+    """The results of a resumable job as they come in: records by id, failures, progress.
+
+    ``records`` starts with what an earlier run finished; a job result is
+    ``{"ok": True, "record": {...}}`` or ``{"ok": False, <failure_keys>...}``; with
+    ``strict`` the first failure raises ``KptoolError(strict_message(result))``.
+    """
+
+    def __init__(self, total: int, records: dict[str, dict[str, Any]], progress: Progress | None, strict: bool,
+                 failure_keys: tuple[str, ...], strict_message: Callable[[dict[str, Any]], str]):
+        self.total, self.records, self.progress, self.strict = total, records, progress, strict
+        self.failure_keys, self.strict_message = failure_keys, strict_message
+        self.failures: list[dict[str, str]] = []
+        self.skipped = self.done = len(records)
+        if progress:
+            progress(self.done, total, f"{self.skipped} already done" if self.skipped else "")
+
+    def __call__(self, result: dict[str, Any]) -> None:
+        self.done += 1
+        if result["ok"]:
+            self.records[result["record"]["id"]] = result["record"]
+        else:
+            self.failures.append({k: result[k] for k in self.failure_keys})
+            if self.strict:
+                raise KptoolError(self.strict_message(result))
+        if self.progress:
+            self.progress(self.done, self.total, f"{len(self.failures)} failed" if self.failures else "")
+
+
 def software_versions() -> dict[str, str]:
     import scipy
     import trimesh
@@ -223,25 +252,11 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
             records[it.id] = rec
         else:
             todo.append(it)
-    skipped = len(records)
-    failures: list[dict[str, str]] = []
-    done = skipped
-    if progress:
-        progress(done, len(items), f"{skipped} already done" if skipped else "")
+    tally = Tally(len(items), records, progress, strict, ("id", "source", "error"),
+                  lambda r: f"{r['source']}: {r['error'].removeprefix(r['source'] + ': ')}")
+    skipped, failures = tally.skipped, tally.failures
 
-    def handle(result: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
-        if result["ok"]:
-            records[result["record"]["id"]] = result["record"]
-        else:
-            failures.append({k: result[k] for k in ("id", "source", "error")})
-            if strict:
-                raise KptoolError(f"{result['source']}: {result['error'].removeprefix(result['source'] + ': ')}")
-        if progress:
-            progress(done, len(items), f"{len(failures)} failed" if failures else "")
-
-    run_jobs(_prepare_one, [(source, it, splits[it.id], options, str(out)) for it in todo], workers, handle)
+    run_jobs(_prepare_one, [(source, it, splits[it.id], options, str(out)) for it in todo], workers, tally)
 
     ordered = [records[i] for i in ids if i in records]
     counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}

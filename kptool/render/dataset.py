@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kptool.data import prepared
-from kptool.data.prepare import check_output, run_jobs, software_versions
+from kptool.data.prepare import Tally, check_output, run_jobs, software_versions
 from kptool.data.sources import MESH_SUFFIXES
 from kptool.errors import InputError, KptoolError
 from kptool.io.atomic import atomic_path, safe_join, write_text
@@ -214,23 +214,10 @@ def run_render(dataset: str | Path, out: str | Path, options: RenderOptions, wor
             records[rec["id"]] = rec
         else:
             todo.append(i)
-    skipped, failures, done = len(records), [], len(records)
-    if progress:
-        progress(done, len(chosen), f"{skipped} already done" if skipped else "")
-
-    def handle(result: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
-        if result["ok"]:
-            records[result["record"]["id"]] = result["record"]
-        else:
-            failures.append({"id": result["id"], "error": result["error"]})
-            if strict:
-                raise KptoolError(f"shape {result['id']}: {result['error']}")
-        if progress:
-            progress(done, len(chosen), f"{len(failures)} failed" if failures else "")
-
-    run_jobs(_render_one, [(str(dataset), i, options, str(out)) for i in todo], workers, handle)
+    tally = Tally(len(chosen), records, progress, strict, ("id", "error"),
+                  lambda r: f"shape {r['id']}: {r['error']}")
+    skipped, failures = tally.skipped, tally.failures
+    run_jobs(_render_one, [(str(dataset), i, options, str(out)) for i in todo], workers, tally)
     ordered = [records[r["id"]] for r in (ds.records[i] for i in chosen) if r["id"] in records]
     write_text(out / prepared.FAILURES, json.dumps(failures, indent=1))
     manifest = {
