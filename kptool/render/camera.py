@@ -17,7 +17,7 @@ float64 arrays back.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -117,15 +117,14 @@ class ViewSampling:
     distance: tuple[float, float] = (2.08, 2.08)
     fov: float = 90.0
     size: int = 256
-    jitter: bool = field(default=True)               # azimuths uniform at random (else evenly spaced)
 
     def sample(self, rng: np.random.Generator, target: np.ndarray, shape_size: float) -> list[Camera]:
         """``views`` cameras: azimuth uniform on the circle, directions uniform on the sphere
         zone between the two polar angles (``cos el`` uniform), distance uniform in its range."""
         lo, hi = (math.radians(a) for a in self.elevation)
         cams = []
-        for k in range(self.views):
-            az = rng.uniform(0, 2 * math.pi) if self.jitter else 2 * math.pi * k / self.views
+        for _ in range(self.views):
+            az = rng.uniform(0, 2 * math.pi)
             el = math.acos(rng.uniform(math.cos(hi), math.cos(lo)))
             d = rng.uniform(*self.distance) * shape_size
             cams.append(Camera(az, el, d, tuple(float(x) for x in target), math.radians(self.fov), self.size))

@@ -91,8 +91,7 @@ def mesh_of(shape, colours: str) -> RenderMesh:
         path = shape.meta.get("mesh") or shape.meta.get("source")
         if path and Path(path).suffix.lower() in MESH_SUFFIXES and Path(path).is_file():
             textured = load_textured(path, shape.meta["transform"])
-            if len(textured.faces) and (textured.textures or np.ptp(textured.face_color) > 0
-                                        or shape.face_labels is None):
+            if textured.colour_source == "materials" or shape.face_labels is None:
                 return textured
     if not shape.has_mesh:
         raise InputError(None, f"shape {shape.id} has no mesh to render (prepared from a point cloud)")

@@ -92,7 +92,10 @@ def _material_colour(material) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_textured(path: str | os.PathLike, transform: Transform | None = None) -> RenderMesh:
-    """Read a mesh file with its materials and textures, mapped through ``transform``."""
+    """Read a mesh file with its materials and textures, mapped through ``transform``.
+
+    ``colour_source`` is ``"materials"`` when the file gives any colour, else ``"grey"``.
+    """
     import trimesh
 
     try:
@@ -104,12 +107,13 @@ def load_textured(path: str | os.PathLike, transform: Transform | None = None) -
     if not parts:
         raise InputError(path, "has no triangles")
     verts, faces, colours, tex_index, uvs, textures = [], [], [], [], [], []
-    offset = 0
+    offset, coloured = 0, False
     for p in parts:
         visual = p.visual
         n_f, n_v = len(p.faces), len(p.vertices)
         uv = np.zeros((n_v, 2), dtype=np.float32)
         tex = -1
+        coloured = coloured or visual.kind is not None
         if visual.kind == "texture":
             colour, image = _material_colour(getattr(visual, "material", None))
             face_colour = np.tile(colour, (n_f, 1))
@@ -131,7 +135,8 @@ def load_textured(path: str | os.PathLike, transform: Transform | None = None) -
     if transform is not None:
         vertices = transform.apply(vertices)
     return RenderMesh(vertices, np.concatenate(faces), np.concatenate(colours).astype(np.float32),
-                      np.concatenate(tex_index), np.concatenate(uvs), textures, "materials")
+                      np.concatenate(tex_index), np.concatenate(uvs), textures,
+                      "materials" if coloured else "grey")
 
 
 def sample_texture(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
