@@ -187,3 +187,24 @@ def test_prepared_datasets_keep_the_mesh_path_and_renders_use_its_materials(tmp_
     old = tmp_path / "old"
     assert _cli(["render", data, "--views", 1, "--size", 32, "--out", old, "-q"], capsys)[0] == 0
     assert json.loads((old / "manifest.json").read_text())["shapes"][0]["colour_source"] == "materials"
+
+
+def test_keypointnet_keypoints_land_on_the_rendered_chair(shared_data, tmp_path):
+    from kptool.data.sources import KeypointNetSource
+    from kptool.render.dataset import RenderOptions, read_views, run_render
+
+    root = shared_data / "keypointnet"
+    if not (root / "meshes" / "03001627").is_dir():
+        pytest.skip(f"{root}/meshes/03001627 not in the sample data")
+    data = tmp_path / "kpn"
+    run_prepare(KeypointNetSource(str(root), "chair"), data, PrepareOptions(points=2048))
+    summary = run_render(data, tmp_path / "renders", RenderOptions())
+    assert summary.rendered == 1 and summary.images == 20
+    z = read_views(tmp_path / "renders", "88382b877be91b2a572f8e1c1caad99e")
+    visible = z["keypoint_visible"]
+    assert 0.3 < visible.mean() < 0.95                  # some keypoints are hidden in most views
+    hits = []
+    for v, k in np.argwhere(visible):
+        u, w = np.rint(z["keypoints_2d"][v, k]).astype(int)
+        hits.append(z["silhouette"][v, max(w - 1, 0):w + 2, max(u - 1, 0):u + 2].any())
+    assert np.mean(hits) > 0.97                         # annotated keypoints sit on the surface
