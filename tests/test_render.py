@@ -135,6 +135,11 @@ def test_render_cli_writes_a_resumable_dataset(chairs, tmp_path, capsys):
     # a second run resumes; other arguments are refused; the same seed gives the same cameras
     code, stdout, _ = _cli(args, capsys)
     assert code == 0 and json.loads(stdout)["skipped"] == 2
+    (out / manifest["shapes"][1]["file"]).unlink()                # as if interrupted before the last shape
+    (out / "manifest.json").unlink()
+    code, stdout, _ = _cli(args, capsys)
+    assert code == 0 and json.loads(stdout)["skipped"] == 1 and json.loads(stdout)["rendered"] == 1
+    assert json.loads((out / "manifest.json").read_text())["shapes"] == manifest["shapes"]
     code, _, err = _cli(["render", chairs, "--views", 4, "--size", 48, "--out", out], capsys)
     assert code == 2 and "other arguments" in err
     again = tmp_path / "again"
