@@ -235,6 +235,7 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=10)
     ap.add_argument("--furniture", default="../shared/data/furniture/chair/blend-swap-cc-0-chair/model.obj")
     ap.add_argument("--skip-soft", action="store_true")
+    ap.add_argument("--skip-renderers", action="store_true")
     args = ap.parse_args()
     chair = generate_shape("chair", shape_seed(0, 0))
     meshes = {f"built-in chair ({len(chair.faces)} faces)": from_arrays(chair.vertices, chair.faces, chair.face_labels)}
@@ -243,7 +244,8 @@ def main() -> None:
         meshes[f"furniture chair, textured ({len(textured.faces)} faces)"] = textured
     except Exception as e:
         print(f"(furniture mesh skipped: {e})")
-    bench_renderers(meshes, args.repeats, args.size, args.views)
+    if not args.skip_renderers:
+        bench_renderers(meshes, args.repeats, args.size, args.views)
     if not args.skip_soft:
         bench_soft(args.repeats)
 

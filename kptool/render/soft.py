@@ -41,38 +41,28 @@ def _pairs(screen: torch.Tensor, faces: torch.Tensor, size: int, margin: float) 
     return face, y * size + x
 
 
-def _segment_distance2(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared distance from points ``p`` to segments ``ab``; all ``(P, 2)``."""
-    ab = b - a
-    t = ((p - a) * ab).sum(1) / (ab * ab).sum(1).clamp(min=1e-12)
-    closest = a + t.clamp(0, 1)[:, None] * ab
-    return ((p - closest) ** 2).sum(1)
-
-
 def soft_silhouette_screen(screen: torch.Tensor, faces: torch.Tensor, size: int, sigma: float,
                            near: float) -> torch.Tensor:
     """``(size, size)`` soft silhouette from projected vertices ``screen`` ``(V, 3)`` = ``(u, v, z)``."""
     if sigma <= 0:
         raise ValueError("sigma must be positive")
     tri_all = screen[faces]                                            # (F, 3, 3)
-    a2 = tri_all[:, :, :2]
-    area = ((a2[:, 1, 0] - a2[:, 0, 0]) * (a2[:, 2, 1] - a2[:, 0, 1])
-            - (a2[:, 1, 1] - a2[:, 0, 1]) * (a2[:, 2, 0] - a2[:, 0, 0]))
+    corners = tri_all[:, :, :2]
+    edges = corners.roll(-1, dims=1) - corners                         # (F, 3, 2): ab, bc, ca
+    area = edges[:, 0, 0] * edges[:, 2, 1] - edges[:, 0, 1] * edges[:, 2, 0]
     keep = (tri_all[:, :, 2].min(1).values >= near) & (area.detach().abs() > 1e-12)
-    faces = faces[keep]
-    margin = math.sqrt(sigma * CUTOFF)
-    face, pixel = _pairs(screen.detach(), faces, size, margin)
-    tri = screen[faces[face]][..., :2]                                 # (P, 3, 2)
+    corners, edges = corners[keep], edges[keep]
+    inv_length2 = 1 / (edges * edges).sum(-1).clamp(min=1e-12)         # (F, 3)
+    face, pixel = _pairs(screen.detach(), faces[keep], size, math.sqrt(sigma * CUTOFF))
     p = torch.stack([(pixel % size), torch.div(pixel, size, rounding_mode="floor")], 1).to(screen.dtype)
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    d2 = torch.minimum(torch.minimum(_segment_distance2(p, a, b), _segment_distance2(p, b, c)),
-                       _segment_distance2(p, c, a))
-
-    def edge(u, v):
-        return (v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])
-
-    e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
-    inside = ((e0 >= 0) & (e1 >= 0) & (e2 >= 0)) | ((e0 <= 0) & (e1 <= 0) & (e2 <= 0))
+    to_p = p[:, None, :] - corners[face]                               # (P, 3, 2): from each corner
+    e = edges[face]
+    # squared distance to each edge segment, then to the triangle's boundary
+    t = ((to_p * e).sum(-1) * inv_length2[face]).clamp(0, 1)
+    d2 = ((to_p - t[..., None] * e) ** 2).sum(-1).min(-1).values
+    # inside: the pixel is on the same side of all three edges (either winding)
+    side = e[..., 0] * to_p[..., 1] - e[..., 1] * to_p[..., 0]
+    inside = (side >= 0).all(-1) | (side <= 0).all(-1)
     signed = torch.where(inside, d2, -d2) / sigma
     # log(1 - sigmoid(x)) = logsigmoid(-x), summed per pixel: the product over faces, stably.
     log_empty = torch.zeros(size * size, dtype=screen.dtype, device=screen.device)
