@@ -15,11 +15,10 @@ on, unless ``strict``.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import platform
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +33,7 @@ from kptool.data.sources import Item, assign_splits
 from kptool.data.transform import NORMALIZATIONS, UP_AXES
 from kptool.errors import KptoolError, OutputError
 from kptool.io.atomic import safe_join, write_text
+from kptool.workers import worker_pool
 
 STATE = ".kptool-prepare.json"
 Progress = Callable[[int, int, str], None]
@@ -171,23 +171,25 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
     start = time.perf_counter()
     items = source.items()
     ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):
-        raise KptoolError("the source lists the same shape id twice")
+    _check_unique_ids(items)
     splits = assign_splits(items, options.split_fractions, options.seed)
     state = {"format": prepared.FORMAT, "source": source.describe(), "options": options.to_json()}
     resuming = _check_output(out, state, force)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         write_text(out / STATE, json.dumps(state, sort_keys=True))
-    elif (out / prepared.MANIFEST).is_file():
-        (out / prepared.MANIFEST).unlink()  # re-finishing; rewritten below
+    # A finished dataset stays valid while it is re-finished; what later steps added to it
+    # (records' meta, extras such as geodesic tables) is carried over.
+    earlier = _earlier_manifest(out) if resuming else {}
+    earlier_records = {r["id"]: r for r in earlier.get("shapes", []) if isinstance(r, dict) and "id" in r}
 
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for it in items:
         rec = _existing_record(out, it, splits[it.id]) if resuming else None
         if rec is not None:
-            records[it.id] = rec
+            records[it.id] = {**earlier_records.get(it.id, {}), **rec}
         else:
             todo.append(it)
     skipped = len(records)
@@ -208,12 +210,66 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
         if progress:
             progress(done, len(items), f"{len(failures)} failed" if failures else "")
 
+    try:
+        _prepare_all(source, todo, splits, options, out, workers, handle)
+    except BaseException:
+        if created and not records:   # nothing of value was written: leave no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+    ordered = [records[i] for i in ids if i in records]
+    counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}
+    write_text(out / prepared.FAILURES, json.dumps(failures, indent=1))
+    if not ordered:
+        (out / prepared.MANIFEST).unlink(missing_ok=True)
+        first = failures[0] if failures else None
+        raise KptoolError(f"no shape could be prepared: all {len(failures)} failed (listed in "
+                          f"{out / prepared.FAILURES}); the first: {first['error'] if first else '-'}")
+    manifest = {
+        "format": prepared.FORMAT, "version": prepared.VERSION,
+        "source": source.describe(), "category": source.describe().get("category"),
+        "options": options.to_json(),
+        "frame": {"up": "y", "source_up": options.up, "normalize": options.normalize,
+                  "description": "y-up; transform in each shape file maps the original frame to this one"},
+        "counts": {**counts, "total": len(ordered), "failed": len(failures)},
+        "keypoint_ids": sorted({i for r in ordered for i in r.get("keypoint_ids", [])}),
+        "shapes": ordered, "failures": failures, "extras": earlier.get("extras") or {},
+        "software": software_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    manifest.update(_category_tables(source))
+    prepared.write_manifest(out, manifest)
+    return PrepareSummary(out=str(out), total=len(items), prepared=len(ordered) - skipped, skipped=skipped,
+                          failed=failures, counts=counts, seconds=round(time.perf_counter() - start, 2))
+
+
+def _check_unique_ids(items: list[Item]) -> None:
+    seen: dict[str, Item] = {}
+    clashes = []
+    for it in items:
+        if it.id in seen:
+            clashes.append(f"{it.id!r} ({seen[it.id].path} and {it.path})")
+        seen.setdefault(it.id, it)
+    if clashes:
+        raise KptoolError(f"the source gives the same shape id to different files: {'; '.join(clashes[:5])}"
+                          + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
+                          + " (rename them apart)")
+
+
+def _earlier_manifest(out: Path) -> dict[str, Any]:
+    try:
+        return prepared.read_manifest(out)
+    except KptoolError:
+        return {}
+
+
+def _prepare_all(source, todo: list[Item], splits: dict[str, str], options: PrepareOptions, out: Path,
+                 workers: int, handle: Callable[[dict[str, Any]], None]) -> None:
     if workers <= 1 or len(todo) <= 1:
         for it in todo:
             handle(_prepare_one(source, it, splits[it.id], options, str(out)))
     else:
-        # spawn, not fork: forking a process that already runs torch/numba thread pools can hang.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             pending = set()
             queue = iter(todo)
             try:
@@ -230,26 +286,6 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
                 for f in pending:
                     f.cancel()
                 raise
-
-    ordered = [records[i] for i in ids if i in records]
-    counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}
-    write_text(out / prepared.FAILURES, json.dumps(failures, indent=1))
-    manifest = {
-        "format": prepared.FORMAT, "version": prepared.VERSION,
-        "source": source.describe(), "category": source.describe().get("category"),
-        "options": options.to_json(),
-        "frame": {"up": "y", "source_up": options.up, "normalize": options.normalize,
-                  "description": "y-up; transform in each shape file maps the original frame to this one"},
-        "counts": {**counts, "total": len(ordered), "failed": len(failures)},
-        "keypoint_ids": sorted({i for r in ordered for i in r.get("keypoint_ids", [])}),
-        "shapes": ordered, "failures": failures, "extras": {},
-        "software": software_versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    manifest.update(_category_tables(source))
-    prepared.write_manifest(out, manifest)
-    return PrepareSummary(out=str(out), total=len(items), prepared=len(ordered) - skipped, skipped=skipped,
-                          failed=failures, counts=counts, seconds=round(time.perf_counter() - start, 2))
 
 
 def _category_tables(source) -> dict[str, Any]:
