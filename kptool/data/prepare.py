@@ -89,7 +89,7 @@ def _record(shape: Shape, split: str) -> dict[str, Any]:
     }
     if shape.keypoint_ids is not None:
         rec["keypoint_ids"] = [int(i) for i in shape.keypoint_ids]
-    meta = {k: v for k, v in shape.meta.items() if isinstance(v, (str, int, float, bool)) and k != "transform"}
+    meta = prepared.record_meta(shape)
     if meta:
         rec["meta"] = meta
     return rec

@@ -56,9 +56,17 @@ def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> P
         value = getattr(shape, key)
         if value is not None:
             arrays[key] = np.asarray(value)
+    meta = record_meta(shape)
+    if meta:
+        arrays["meta"] = np.array(json.dumps(meta))
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
     return path
+
+
+def record_meta(shape: Shape) -> dict[str, Any]:
+    """The plain facts of ``shape.meta`` that its manifest record (and its shape file) keep."""
+    return {k: v for k, v in shape.meta.items() if isinstance(v, (str, int, float, bool)) and k != "transform"}
 
 
 def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
@@ -74,6 +82,11 @@ def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Sh
     _check_arrays(p, data)
     kwargs = {k: data[k] for k in SHAPE_KEYS if k in data}
     shape = Shape(points=data["points"], id=shape_id or p.stem, **kwargs)
+    if "meta" in data:
+        meta = parse_json(str(data["meta"]), p, "shape file (its 'meta')")
+        if not isinstance(meta, dict):
+            raise InputError(p, "'meta' must hold a JSON object")
+        shape.meta = meta
     return shape, Transform.from_list(data["transform"])
 
 

@@ -105,6 +105,9 @@ def _parse_record(p: Path, i: int, rec: Any) -> KeypointAnnotation:
     for key in ("class_id", "model_id"):
         if not isinstance(rec.get(key), str) or not rec[key]:
             raise bad(key, "a non-empty string")
+        # ids become file names under the dataset root: a path here would read files outside it
+        if rec[key] in (".", "..") or any(c in rec[key] for c in "/\\\0") or ":" in rec[key]:
+            raise bad(key, f"a plain name (no path), got {rec[key]!r}")
     kps = rec.get("keypoints")
     if not isinstance(kps, list):
         raise bad("keypoints", "a list")
