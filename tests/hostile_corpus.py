@@ -92,7 +92,10 @@ def _box(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return p.astype(np.float32), (np.array([[1, 1, 1], [-1, 1, 1], [1, -1, -1]]) * half).astype(np.float32)
 
 
-def good_dataset(root: Path, points: int = 64) -> Path:
+POINTS = 1024   # the least that skeleton-mutual's PointNet++ backbone takes
+
+
+def good_dataset(root: Path, points: int = POINTS) -> Path:
     """A small prepared dataset (box shapes, 3 keypoints) written with the library."""
     from kptool.data.prepared import save_shape, write_manifest
     from kptool.data.shape import Shape
@@ -115,7 +118,7 @@ def good_dataset(root: Path, points: int = 64) -> Path:
 def good_preset() -> dict:
     """skeleton-mutual, small enough for the corpus; every hostile preset changes one thing."""
     return {"name": "corpus", "model": {"name": "skeleton-mutual", "num_keypoints": 3},
-            "train": {"epochs": 1, "batch_size": 2, "optimizer": "adam", "lr": 0.001}, "data": {"points": 64}}
+            "train": {"epochs": 1, "batch_size": 2, "optimizer": "adam", "lr": 0.001}, "data": {"points": POINTS}}
 
 
 def good_checkpoint(run: Path, preset: dict, data: Path) -> Path:
@@ -254,7 +257,8 @@ def _presets(c: Corpus, data: Path, good: dict) -> None:
         "preset: grad_clip: abc": with_("train", "grad_clip", "abc"),
         "preset: val_split: bogus": with_("train", "val_split", "bogus"),
         "preset: data.points: 0": with_("data", "points", 0),
-        "preset: data.points other than the dataset's": with_("data", "points", 128),
+        "preset: data.points other than the dataset's": with_("data", "points", 2 * POINTS),
+        "preset: data.points below the model's minimum": with_("data", "points", 64),
     }
     for kind, content in presets.items():
         f = c.write(f"presets/{len(c.cases):03d}.yaml", content)
@@ -283,6 +287,7 @@ _KEY_NAMED = {
     "preset: scheduler step, step_size 0": "step_size", "preset: scheduler cosine, unknown option": "bogus",
     "preset: grad_clip: abc": "grad_clip", "preset: val_split: bogus": "val_split",
     "preset: data.points: 0": "points", "preset: data.points other than the dataset's": "points",
+    "preset: data.points below the model's minimum": "data.points",
 }
 
 
@@ -316,7 +321,7 @@ def _datasets(c: Corpus, preset_file: Path) -> None:
         root = good_dataset(c.root / "in" / "datasets" / name)
         manifest = json.loads((root / "manifest.json").read_text())
         result = edit(root, manifest)
-        if result is not None:
+        if isinstance(result, (dict, list)):   # an edited manifest (file edits return byte counts)
             (root / "manifest.json").write_text(json.dumps(result))
         return root
 
@@ -335,7 +340,7 @@ def _datasets(c: Corpus, preset_file: Path) -> None:
             return m
         return edit
 
-    pts = np.zeros((64, 3), np.float32)
+    pts = np.zeros((POINTS, 3), np.float32)
     cases = {
         "dataset: no manifest": (lambda r, m: (r / "manifest.json").unlink(), "manifest.json"),
         "dataset: manifest not JSON": (lambda r, m: (r / "manifest.json").write_text("{oops"), "manifest.json"),
@@ -363,13 +368,13 @@ def _datasets(c: Corpus, preset_file: Path) -> None:
             "train0.npz"),
         "dataset: shape file garbage": (lambda r, m: (r / "shapes" / "train0.npz").write_bytes(b"\0" * 500),
                                         "train0.npz"),
-        "dataset: shape NaN points": (lambda r, m: shape(r, points=np.full((64, 3), np.nan, np.float32)),
+        "dataset: shape NaN points": (lambda r, m: shape(r, points=np.full((POINTS, 3), np.nan, np.float32)),
                                       "train0.npz"),
-        "dataset: shape inf points": (lambda r, m: shape(r, points=np.full((64, 3), np.inf, np.float32)),
+        "dataset: shape inf points": (lambda r, m: shape(r, points=np.full((POINTS, 3), np.inf, np.float32)),
                                       "train0.npz"),
-        "dataset: shape points (64, 2)": (lambda r, m: shape(r, points=np.zeros((64, 2), np.float32)),
+        "dataset: shape points (N, 2)": (lambda r, m: shape(r, points=np.zeros((POINTS, 2), np.float32)),
                                           "train0.npz"),
-        "dataset: shape points strings": (lambda r, m: shape(r, points=np.array(["a"] * 64)), "train0.npz"),
+        "dataset: shape points strings": (lambda r, m: shape(r, points=np.array(["a"] * POINTS)), "train0.npz"),
         "dataset: shape without points": (lambda r, m: shape(r), "train0.npz"),
         "dataset: shape pickled object array": (
             lambda r, m: shape(r, points=np.array([_Executes(c.marker)], dtype=object)), "train0.npz"),
@@ -381,13 +386,15 @@ def _datasets(c: Corpus, preset_file: Path) -> None:
     }
     for kind, (edit, name) in cases.items():
         root = dataset(f"{len(c.cases):03d}", edit)
-        c.add(kind, "info", ["info", root], [name])
+        if not kind.startswith("dataset: shape"):   # `info` reads the manifest, not every shape file
+            c.add(kind, "info", ["info", root], [name])
         out = c.out()
         c.add(kind, "train", ["train", "--preset", preset_file, "--data", root, "--out", out, "--device", "cpu"],
               [name], [out])
     # the same dataset problems reach `eval` through its --data
     for kind in ("dataset: record lacks split", "dataset: shapes is {}", "dataset: shape NaN points"):
-        root = next(Path(case.args[1]) for case in c.cases if case.kind == kind and case.command == "info")
+        root = next(Path(case.args[case.args.index("--data") + 1]) for case in c.cases
+                    if case.kind == kind and case.command == "train")
         preds = c.write(f"preds-for-{root.name}.json", json.dumps(
             {"format": "kptool-predictions", "version": 1, "shapes": [
                 {"id": "test0", "keypoints": [[0, 0, 0]] * 3}]}))
@@ -564,6 +571,7 @@ def _shape_files(c: Corpus) -> dict[str, Path]:
         "xyz: letters": ("x.xyz", "a b c\nd e f\n"),
         "xyz: two columns": ("x.xyz", "1 2\n3 4\n5 6\n"),
         "xyz: NaN": ("x.xyz", "nan nan nan\n1 2 3\n4 5 6\n"),
+        "xyz: 4096 identical points": ("x.xyz", "0.5 0.5 0.5\n" * 4096),
         "npy: garbage": ("x.npy", bytes(range(256))),
         "npy: header claims (1e12, 3)": ("x.npy", npy_header),
         "npy: pickled object array": ("x.npy", None),
@@ -612,8 +620,9 @@ def _shapes(c: Corpus) -> None:
         c.add(kind, "detect", ["detect", path, "--method", "fps", "-k", "3", "--out", out], [path.name], [out],
               owner=OWNED_BY_21)
         out = c.out()
+        named = path.parent.name if kind == "unknown suffix" else path.name   # no shape file: the folder
         c.add(kind, "prepare folder", ["prepare", "folder", "--root", path.parent, "--out", out, "--strict",
-                                       "--points", "64"], [path.name], [out])
+                                       "--points", "64"], [named], [out])
 
 
 def _prepare_options(c: Corpus) -> None:
@@ -640,6 +649,13 @@ def _prepare_options(c: Corpus) -> None:
     out = c.out()
     c.add("--up w", "prepare folder", ["prepare", "folder", "--root", c.root / "in" / "shapes" / "000", "--out", out,
                                        "--up", "w"], ["--up"], [out])
+    both_bad = c.root / "in" / "all-fail"
+    both_bad.mkdir()
+    (both_bad / "a.xyz").write_text("1 2\n")
+    (both_bad / "b.xyz").write_text("x y z\n")
+    out = c.out()
+    c.add("folder where every shape fails", "prepare folder", ["prepare", "folder", "--root", both_bad, "--out", out,
+                                                               "--points", "64"], ["a.xyz"], [out])
     out = c.out()
     c.add("--root missing", "prepare folder", ["prepare", "folder", "--root", c.root / "nope", "--out", out],
           ["nope"], [out])

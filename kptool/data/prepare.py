@@ -15,6 +15,7 @@ on, unless ``strict``.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import shutil
 import time
@@ -58,7 +59,7 @@ class PrepareOptions:
         if self.up not in UP_AXES:
             raise KptoolError(f"unknown --up {self.up!r} (expected one of {', '.join(UP_AXES)})")
         f = self.split_fractions
-        if len(f) != 3 or min(f) < 0 or abs(sum(f) - 1) > 1e-6:
+        if len(f) != 3 or not all(math.isfinite(x) and x >= 0 for x in f) or abs(sum(f) - 1) > 1e-6:
             raise KptoolError(f"--splits must be three non-negative fractions summing to 1, got {f}")
 
     def to_json(self) -> dict[str, Any]:
@@ -189,7 +190,10 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
     for it in items:
         rec = _existing_record(out, it, splits[it.id]) if resuming else None
         if rec is not None:
-            records[it.id] = {**earlier_records.get(it.id, {}), **rec}
+            old = earlier_records.get(it.id, {})
+            records[it.id] = {**old, **rec, "meta": {**old.get("meta", {}), **rec.get("meta", {})}}
+            if not records[it.id]["meta"]:
+                del records[it.id]["meta"]
         else:
             todo.append(it)
     skipped = len(records)
@@ -219,12 +223,13 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
 
     ordered = [records[i] for i in ids if i in records]
     counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}
+    if not ordered:   # an empty dataset is no result: say why, leave no folder of our own behind
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        first = failures[0]["error"] if failures else "-"
+        raise KptoolError(f"no shape could be prepared: {first}"
+                          + (f" (and {len(failures) - 1} more failures)" if len(failures) > 1 else ""))
     write_text(out / prepared.FAILURES, json.dumps(failures, indent=1))
-    if not ordered:
-        (out / prepared.MANIFEST).unlink(missing_ok=True)
-        first = failures[0] if failures else None
-        raise KptoolError(f"no shape could be prepared: all {len(failures)} failed (listed in "
-                          f"{out / prepared.FAILURES}); the first: {first['error'] if first else '-'}")
     manifest = {
         "format": prepared.FORMAT, "version": prepared.VERSION,
         "source": source.describe(), "category": source.describe().get("category"),

@@ -300,8 +300,12 @@ class FolderSource:
     def items(self) -> list[Item]:
         root = _require_dir(Path(self.root), "input folder")
         suffixes = MESH_SUFFIXES + CLOUD_SUFFIXES
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and not p.is_dir()
+                            and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        for p in candidates:   # a link to /dev/zero or a fifo would be read forever
+            if not p.is_file():
+                raise InputError(p, "not a regular file (a device, pipe or broken link); remove it from the folder")
+        files = candidates
         if not files:
             raise InputError(root, f"no shape files found (looked for {', '.join(suffixes)})")
         items, seen = [], set()

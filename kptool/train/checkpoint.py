@@ -95,6 +95,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise InputError(p, "checkpoint lacks its config (with a model: section naming the model)")
     if not isinstance(obj.get("model"), dict):
         raise InputError(p, "checkpoint lacks its model weights")
+    if obj["format"] == CHECKPOINT_FORMAT:
+        for key in ("epoch", "batch", "step"):
+            if not isinstance(obj.get(key), int) or isinstance(obj.get(key), bool) or obj[key] < 0:
+                raise InputError(p, f"training checkpoint's {key!r} must be a non-negative integer, "
+                                    f"got {obj.get(key)!r}")
     return obj
 
 

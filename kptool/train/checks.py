@@ -40,7 +40,8 @@ def check_optimizer_and_scheduler(train_cfg: dict[str, Any]) -> None:
     sched_opts = train_cfg["scheduler_options"]
     try:
         scheduler = _build_scheduler(optimizer, train_cfg)
-        for _ in range(min(train_cfg["epochs"], SCHEDULER_TRIAL_STEPS)):
+        # at least 200 steps: StepLR first applies gamma at step_size (40 by default)
+        for _ in range(min(max(train_cfg["epochs"], 200), SCHEDULER_TRIAL_STEPS)):
             optimizer.step()
             scheduler.step()
             lr = optimizer.param_groups[0]["lr"]
@@ -55,6 +56,21 @@ def check_batch_size(train_cfg: dict[str, Any], model: nn.Module) -> None:
     if getattr(model, "paired", False) and train_cfg["batch_size"] % 2:
         raise KptoolError(f"train.batch_size must be even for the paired model {type(model).__name__}, "
                           f"got {train_cfg['batch_size']}")
+
+
+def check_model_fits_data(model: nn.Module, config: dict[str, Any]) -> None:
+    """The model's own limits on the data (a PointNet++ backbone needs a minimum number of points)."""
+    need = getattr(model, "min_points", None) or getattr(getattr(model, "backbone", None), "min_points", None)
+    points = config["data"]["points"]
+    if isinstance(need, int) and points < need:
+        raise KptoolError(f"model {config['model']['name']!r} needs at least {need} points per shape; "
+                          f"data.points is {points} (prepare the data with --points {need} or more)")
+
+
+def check_shapes(dataset) -> None:
+    """Read every shape of ``dataset`` once: a broken file fails now, not in the middle of an epoch."""
+    for i in range(len(dataset)):
+        dataset[i]
 
 
 def check_resumable(path, state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,

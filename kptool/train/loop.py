@@ -36,7 +36,8 @@ from kptool.io.atomic import write_text
 from kptool.train import distributed as dd
 from kptool.train.checkpoint import (CHECKPOINT_FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint,
                                      set_rng_state)
-from kptool.train.checks import check_batch_size, check_optimizer_and_scheduler, check_resumable
+from kptool.train.checks import (check_batch_size, check_model_fits_data, check_optimizer_and_scheduler,
+                                 check_resumable, check_shapes)
 from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config
 from kptool.train.sampler import epoch_batches, eval_batches
 
@@ -267,6 +268,10 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         _seed_everything(tcfg["seed"])
         model = build_model(config["model"]).to(dev)
         check_batch_size(tcfg, model)
+        check_model_fits_data(model, config)
+        for split_set in (train_set, val_set):
+            if split_set is not None:
+                check_shapes(split_set)
         paired = bool(getattr(model, "paired", False))
         optimizer = build_optimizer(model, tcfg)
         scheduler = _build_scheduler(optimizer, tcfg)
