@@ -8,6 +8,7 @@ only read their results.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -20,7 +21,9 @@ import pytest
 from cli_subprocess import Result, run_kptool
 from hostile_corpus import build_corpus
 
+# Built at collection (the cases are the test parameters); removed at exit even when deselected.
 _ROOT = Path(tempfile.mkdtemp(prefix="kptool-corpus-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 CORPUS = build_corpus(_ROOT)
 
 
@@ -33,8 +36,7 @@ def results():
                                                                 CORPUS.cases)))
     print(f"\nbad-input corpus: {len(CORPUS.kinds)} kinds, {len(CORPUS.cases)} commands "
           f"in {time.perf_counter() - started:.1f}s ({workers} at a time)")
-    yield done
-    shutil.rmtree(_ROOT, ignore_errors=True)
+    return done
 
 
 def _param(case):
