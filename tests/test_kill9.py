@@ -109,7 +109,7 @@ def test_train_killed_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp_pa
 
     data = good_dataset(tmp_path / "data")
     preset = tmp_path / "preset.yaml"
-    preset.write_text(yaml.safe_dump({**good_preset(), "train": {**good_preset()["train"], "epochs": 6}}))
+    preset.write_text(yaml.safe_dump({**good_preset(), "train": {**good_preset()["train"], "epochs": 4}}))
     common = ["--preset", str(preset), "--data", str(data), "--device", "cpu", "--quiet"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([kptool_command(), "train", *common, "--out", str(killed)], env=_env(),
@@ -123,7 +123,7 @@ def test_train_killed_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp_pa
         if proc.poll() is None:
             proc.kill()
     epoch = torch.load(last, weights_only=True)["epoch"]
-    if epoch >= 6:
+    if epoch >= 4:
         pytest.skip("the run finished before the kill (machine much faster than expected)")
     r = run_kptool("train", "--resume", "--out", killed, "--device", "cpu", "--quiet")
     assert r.code == 0, r.err
@@ -132,7 +132,7 @@ def test_train_killed_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp_pa
     assert r.code == 0, r.err
     a = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(reference / "checkpoints" / "last.pt", weights_only=True)
-    assert a["epoch"] == b["epoch"] == 6 and a["step"] == b["step"]
+    assert a["epoch"] == b["epoch"] == 4 and a["step"] == b["step"]
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
