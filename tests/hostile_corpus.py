@@ -391,10 +391,14 @@ def _datasets(c: Corpus, preset_file: Path) -> None:
         out = c.out()
         c.add(kind, "train", ["train", "--preset", preset_file, "--data", root, "--out", out, "--device", "cpu"],
               [name], [out])
-    # the same dataset problems reach `eval` through its --data
+    # the same dataset problems reach `eval` through its --data (the evaluated shape is test0)
+    nan_test0 = dataset("eval-nan", lambda r, m: np.savez(r / "shapes" / "test0.npz", transform=np.eye(4),
+                                                          points=np.full((POINTS, 3), np.nan, np.float32)))
+    cases["dataset: shape NaN points"] = (None, "test0.npz")
     for kind in ("dataset: record lacks split", "dataset: shapes is {}", "dataset: shape NaN points"):
-        root = next(Path(case.args[case.args.index("--data") + 1]) for case in c.cases
-                    if case.kind == kind and case.command == "train")
+        root = nan_test0 if kind == "dataset: shape NaN points" else next(
+            Path(case.args[case.args.index("--data") + 1]) for case in c.cases
+            if case.kind == kind and case.command == "train")
         preds = c.write(f"preds-for-{root.name}.json", json.dumps(
             {"format": "kptool-predictions", "version": 1, "shapes": [
                 {"id": "test0", "keypoints": [[0, 0, 0]] * 3}]}))
