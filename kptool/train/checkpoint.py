@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not p.is_file():
         raise InputError(p, "no such checkpoint file")
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():   # e.g. "Detected pickle protocol 4": noise about a file refused anyway
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError... for bad files
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "pickle" in str(e).lower():
-            # torch suggests weights_only=False: never; that would run whatever code the file holds
+        # torch's message suggests weights_only=False: never relay that, it would run the file's code
+        if "Unsupported global" in str(e):
             raise InputError(p, "not a kptool checkpoint: it holds Python objects that only unrestricted "
                                 "unpickling could load, which could run code; not loaded, for safety") from None
+        if "Weights only load failed" in str(e):
+            first = "damaged, or not written by torch.save"
         raise InputError(p, f"not a readable kptool checkpoint ({first})") from None
     if not isinstance(obj, dict) or obj.get("format") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT):
         raise InputError(p, "not a kptool checkpoint (no kptool format tag; was it written by `kptool train`?)")
