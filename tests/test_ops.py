@@ -210,23 +210,32 @@ def test_gather_matches_reference_and_has_gradients():
         gather(feats, idx + 1)
 
 
-def test_three_nn_interpolate_matches_reference():
+@pytest.mark.parametrize("power", [1, 2])
+def test_three_nn_interpolate_matches_reference(power):
     u, k = cloud(2, 30, 3, seed=17), cloud(2, 12, 3, seed=18)
     f = cloud(2, 12, 5, seed=19)
     kl = torch.tensor([12, 2])  # second cloud: fewer than 3 known points
-    expected = ref.three_nn_interpolate(u, k, f, kl)
-    torch.testing.assert_close(three_nn_interpolate(u, k, f, kl), expected)
+    expected = ref.three_nn_interpolate(u, k, f, kl, power=power)
+    torch.testing.assert_close(three_nn_interpolate(u, k, f, kl, power=power), expected)
 
 
 def test_three_nn_interpolate_hand_worked_and_gradients():
     known = torch.tensor([[[0.0, 0, 0], [2, 0, 0], [10, 0, 0], [20, 0, 0]]], dtype=torch.float64)
     feats = torch.tensor([[[1.0], [4.0], [100.0], [7.0]]], dtype=torch.float64, requires_grad=True)
-    unknown = torch.tensor([[[1.0, 0, 0], [2, 0, 0]]], dtype=torch.float64)
+    unknown = torch.tensor([[[1.0, 0, 0], [2, 0, 0], [4, 0, 0]]], dtype=torch.float64)
+    # x=1: distances 1, 1, 9 -> weights 1, 1, 1/81 (default: squared distances) over (1, 4, 100)
     out = three_nn_interpolate(unknown, known, feats)
-    # x=1: distances 1, 1, 9 -> weights 1, 1, 1/9 over (1, 4, 100)
-    assert out[0, 0, 0].item() == pytest.approx((1 + 4 + 100 / 9) / (2 + 1 / 9))
+    assert out[0, 0, 0].item() == pytest.approx((1 + 4 + 100 / 81) / (2 + 1 / 81))
     assert out[0, 1, 0].item() == pytest.approx(4.0, abs=1e-6)
+    # x=4: distances 2, 4, 6 to (4, 1, 100) -> 1/4, 1/16, 1/36
+    assert out[0, 2, 0].item() == pytest.approx((4 / 4 + 1 / 16 + 100 / 36) / (1 / 4 + 1 / 16 + 1 / 36))
+    # power=1 (kptool 0.1): weights 1, 1, 1/9 and 1/2, 1/4, 1/6
+    old = three_nn_interpolate(unknown, known, feats, power=1)
+    assert old[0, 0, 0].item() == pytest.approx((1 + 4 + 100 / 9) / (2 + 1 / 9))
+    assert old[0, 2, 0].item() == pytest.approx((4 / 2 + 1 / 4 + 100 / 6) / (1 / 2 + 1 / 4 + 1 / 6))
     assert torch.autograd.gradcheck(lambda f: three_nn_interpolate(unknown, known, f), (feats,))
+    with pytest.raises(ValueError, match="power must be 1 or 2"):
+        three_nn_interpolate(unknown, known, feats, power=3)
 
 
 # ---------------------------------------------------------------- Chamfer distance
@@ -358,7 +367,9 @@ def test_ops_on_cuda_match_cpu():
     assert torch.equal(ball_query(yc, xc, 0.15, 16, points_lengths=xl.cuda()).cpu(),
                        ball_query(y, x, 0.15, 16, points_lengths=xl))
     f = cloud(2, 300, 6, seed=27)
-    torch.testing.assert_close(three_nn_interpolate(yc, xc, f.cuda()).cpu(), three_nn_interpolate(y, x, f))
+    for power in (1, 2):
+        torch.testing.assert_close(three_nn_interpolate(yc, xc, f.cuda(), power=power).cpu(),
+                                   three_nn_interpolate(y, x, f, power=power))
     xr = xc.clone().requires_grad_()
     loss = chamfer_distance(xr, yc, x_lengths=xl.cuda())
     loss.backward()

@@ -115,6 +115,10 @@ class SkeletonMerger(nn.Module):
             see :class:`SkeletonDecoder`.
         offset_weight: weight of the L2 penalty on the decoder offsets (reference 0.01;
             sum of squares over the whole table).
+        interpolation_power: the encoder's feature-propagation weights ``1 / d**p``. The
+            presets set 2 (the reference); the default 1 is kptool 0.1's weighting, so
+            that checkpoints saved before the key existed (their config lacks it) load
+            the network they were trained as.
     """
 
     paired = False
@@ -123,7 +127,7 @@ class SkeletonMerger(nn.Module):
                  feature_propagation: Sequence[Any] = REFERENCE_FP, activation_widths: Sequence[int] = (512, 256),
                  head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
                  skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
-                 offset_weight: float = 0.01):
+                 offset_weight: float = 0.01, interpolation_power: int = 1):
         super().__init__()
         if int(num_keypoints) < 2:
             raise KptoolError(f"{self.model_name} needs num_keypoints >= 2 (one skeleton per keypoint pair), "
@@ -131,7 +135,7 @@ class SkeletonMerger(nn.Module):
         k = self.num_keypoints = int(num_keypoints)
         self.offset_weight = float(offset_weight)
         # The reference feeds the coordinates three times as 9 input channels.
-        self.backbone = PointNet2MSG(9, set_abstraction, feature_propagation)
+        self.backbone = PointNet2MSG(9, set_abstraction, feature_propagation, interpolation_power)
         self.head = SharedMLP(self.backbone.out_channels, (head_width,))
         self.dropout = MaskDropout(dropout)
         self.scores = nn.Linear(head_width, k)

@@ -18,6 +18,8 @@ from kptool.ops._checks import check_lengths, check_points, check_positive_int, 
 KNN_LEAF_SIZE = 32
 # Elements of the (B, chunk, N, 3) difference tensor in one step of the torch paths.
 TORCH_CHUNK_ELEMENTS = 1 << 25
+# Exponents of the distance in three_nn_interpolate's weights: 2 is PointNet++'s, 1 kptool 0.1's.
+INTERPOLATION_POWERS = (1, 2)
 
 
 def gather(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -199,18 +201,22 @@ def three_nn_interpolate(
     known_feats: torch.Tensor,
     known_lengths: torch.Tensor | None = None,
     eps: float = 1e-8,
+    power: int = 2,
 ) -> torch.Tensor:
     """Features at ``unknown`` points by inverse-distance weighting of the 3 nearest ``known`` ones.
 
-    PointNet++ feature propagation, with the weights of the PyTorch port:
-    ``w_j = 1 / (|u - k_j| + eps)`` (Euclidean, not squared distance), normalised
-    to sum to 1. With fewer than 3 known points only the existing ones are used.
+    PointNet++ feature propagation: ``w_j = 1 / (|u - k_j|**power + eps)``, normalised
+    to sum to 1. ``power=2`` (squared distance) is PointNet++'s weighting; ``power=1``
+    (Euclidean distance) is what kptool 0.1 used; models trained with it keep it.
+    With fewer than 3 known points only the existing ones are used.
 
     Args:
         unknown: ``(B, n, 3)`` where features are wanted.
         known: ``(B, m, 3)`` where they are known.
         known_feats: ``(B, m, C)``.
         known_lengths: ``(B,)`` valid rows of ``known`` (default: all).
+        eps: added to the distance term (keeps a coincident point finite).
+        power: 1 or 2, see above.
 
     Returns:
         ``(B, n, C)``, differentiable with respect to ``known_feats``. The weights are
@@ -224,12 +230,14 @@ def three_nn_interpolate(
     m = known.shape[1]
     if known_feats.shape[1] != m:
         raise ValueError(f"known_feats has {known_feats.shape[1]} rows, known has {m}")
+    if power not in INTERPOLATION_POWERS:
+        raise ValueError(f"power must be 1 or 2, got {power!r}")
     known_lengths = check_lengths("known_lengths", known_lengths, B, m, unknown.device)
     query_lengths = torch.full_like(known_lengths, n)
     with torch.no_grad():
         idx = knn_indices(unknown, known, 3, query_lengths, known_lengths)
-        d = (unknown[:, :, None, :] - gather(known, idx)).square().sum(-1).sqrt()
-        w = 1.0 / (d + eps)
+        d2 = (unknown[:, :, None, :] - gather(known, idx)).square().sum(-1)
+        w = 1.0 / ((d2 if power == 2 else d2.sqrt()) + eps)
         w = w * (torch.arange(3, device=w.device) < known_lengths[:, None])[:, None, :]
         w = w / w.sum(-1, keepdim=True)
     return (gather(known_feats, idx) * w[..., None].to(known_feats.dtype)).sum(-2)

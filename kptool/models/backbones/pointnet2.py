@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from kptool import ops
+from kptool.errors import KptoolError
 from kptool.models.backbones import BACKBONES
 from kptool.models.backbones.pooled_norm import bn_relu, pooled_bn_relu
 
@@ -143,22 +144,26 @@ class FeaturePropagation(nn.Module):
         fine_channels: C1, features the fine points already have (0 for none).
         coarse_channels: C2, features of the coarse points.
         widths: MLP widths on ``[fine features, interpolated coarse features]``.
+        interpolation_power: the 3-NN weights are ``1 / d**p``
+            (:func:`kptool.ops.three_nn_interpolate`); 2 is PointNet++'s.
     """
 
-    def __init__(self, fine_channels: int, coarse_channels: int, widths: Sequence[int]):
+    def __init__(self, fine_channels: int, coarse_channels: int, widths: Sequence[int], interpolation_power: int = 2):
         super().__init__()
+        if interpolation_power not in ops.neighbors.INTERPOLATION_POWERS:
+            raise KptoolError(f"interpolation_power must be 1 or 2, got {interpolation_power!r}")
         self.fine_channels = int(fine_channels)
+        self.interpolation_power = int(interpolation_power)
         self.mlp = SharedMLP(self.fine_channels + coarse_channels, widths)
 
     @property
     def out_channels(self) -> int:
         return self.mlp.out_channels
 
-    @staticmethod
-    def _interpolate(fine_xyz, coarse_xyz, coarse):
+    def _interpolate(self, fine_xyz, coarse_xyz, coarse):
         if coarse_xyz.shape[1] == 1:
             return coarse.expand(-1, fine_xyz.shape[1], -1)
-        return ops.three_nn_interpolate(fine_xyz, coarse_xyz, coarse)
+        return ops.three_nn_interpolate(fine_xyz, coarse_xyz, coarse, power=self.interpolation_power)
 
     def forward(self, fine_xyz: torch.Tensor, coarse_xyz: torch.Tensor, fine: torch.Tensor | None,
                 coarse: torch.Tensor) -> torch.Tensor:
@@ -190,9 +195,11 @@ class PointNet2MSG(nn.Module):
             default the reference network (:data:`REFERENCE_SA`).
         feature_propagation: MLP widths per level, coarsest first; default
             :data:`REFERENCE_FP`. One level per set-abstraction level.
+        interpolation_power: feature-propagation weights ``1 / d**p`` (2: PointNet++).
     """
 
-    def __init__(self, in_channels: int = 9, set_abstraction=REFERENCE_SA, feature_propagation=REFERENCE_FP):
+    def __init__(self, in_channels: int = 9, set_abstraction=REFERENCE_SA, feature_propagation=REFERENCE_FP,
+                 interpolation_power: int = 2):
         super().__init__()
         if len(feature_propagation) != len(set_abstraction):
             raise ValueError("need one feature-propagation level per set-abstraction level")
@@ -208,7 +215,8 @@ class PointNet2MSG(nn.Module):
         for i, widths in enumerate(feature_propagation):
             fine = channels[len(channels) - 2 - i]
             # the finest level gets no input features back (the reference passes None there)
-            self.fp.append(FeaturePropagation(fine if i < len(feature_propagation) - 1 else 0, coarse, widths))
+            self.fp.append(FeaturePropagation(fine if i < len(feature_propagation) - 1 else 0, coarse, widths,
+                                              interpolation_power))
             coarse = self.fp[-1].out_channels
 
     @property
