@@ -351,6 +351,108 @@ def _knn_range(query, query_lengths, points_lengths, k, perm, tp, lo, hi, start,
                 i_out[b, i, j] = bi[s]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sq_dist(a, b):
+    """Squared distance of two 1-D float32 arrays, summed in four interleaved partial sums
+    (a fixed order: the same answer on every machine, and no single chain of dependent adds)."""
+    s0 = s1 = s2 = s3 = _F0
+    D = len(a)
+    m = D - D % 4
+    for c in range(0, m, 4):
+        t0 = a[c] - b[c]
+        t1 = a[c + 1] - b[c + 1]
+        t2 = a[c + 2] - b[c + 2]
+        t3 = a[c + 3] - b[c + 3]
+        s0 += t0 * t0
+        s1 += t1 * t1
+        s2 += t2 * t2
+        s3 += t3 * t3
+    for c in range(m, D):
+        t0 = a[c] - b[c]
+        s0 += t0 * t0
+    return (s0 + s1) + (s2 + s3)
+
+
+def knn_rows(approx, delta, query, points, n, k, d_out, i_out):
+    """Exact k nearest ``points[:n]`` of each row of ``query`` from a rough distance table.
+
+    ``approx (R, n)`` holds ``|p_j|^2 - 2 q.p_j`` (a BLAS product: fast, but rounded
+    differently from the true distances) and ``delta (R,)`` a bound on its error per
+    row. Every true neighbour lies within ``2 delta`` of the k-th smallest rough value,
+    so only the points under that limit get their distance computed exactly (float32,
+    :func:`_sq_dist`); the ``k`` best by (distance, index) go to ``d_out/i_out (R, k)``.
+    With ``n < k`` the missing slots repeat the nearest.
+    """
+    run_parallel(_knn_rows_range, approx.shape[0], approx, delta, query, points, n, k, d_out, i_out)
+
+
+@njit(cache=True, nogil=True)
+def _knn_rows_range(approx, delta, query, points, n, k, d_out, i_out, r0, r1):
+    kk = min(k, n)
+    top_v = np.empty(kk, np.float32)   # the kk smallest rough values so far, sorted
+    top_i = np.empty(kk, np.int64)
+    near_v = np.empty(n, np.float32)   # values that were within 2 delta of the kk-th when seen or evicted
+    near_i = np.empty(n, np.int64)
+    bd = np.empty(kk, np.float32)
+    bi = np.empty(kk, np.int64)
+    for r in range(r0, r1):
+        row = approx[r, :n]
+        slack = np.float32(2.0) * delta[r]
+        # One pass: keep the kk smallest, and aside every value that may still end up
+        # within 2 delta of the final kk-th smallest (which only decreases).
+        top_v[:] = _FINF
+        top_i[:] = 0
+        worst = _FINF
+        limit = _FINF
+        nn = 0
+        for j in range(n):
+            v = row[j]
+            if v > limit:
+                continue
+            if v < worst:
+                near_v[nn] = top_v[kk - 1]  # the evicted one (inf while filling up: never a candidate)
+                near_i[nn] = top_i[kk - 1]
+                nn += 1
+                m = kk - 1
+                while m > 0 and v < top_v[m - 1]:
+                    top_v[m] = top_v[m - 1]
+                    top_i[m] = top_i[m - 1]
+                    m -= 1
+                top_v[m] = v
+                top_i[m] = j
+                worst = top_v[kk - 1]
+                limit = worst + slack
+            else:
+                near_v[nn] = v
+                near_i[nn] = j
+                nn += 1
+        # Exact distances of the candidates, best kk by (distance, index).
+        bd[:] = _FINF
+        bi[:] = n
+        q = query[r]
+        for c in range(kk + nn):
+            if c < kk:
+                j = top_i[c]
+            elif near_v[c - kk] <= limit:
+                j = near_i[c - kk]
+            else:
+                continue
+            d = _sq_dist(q, points[j])
+            if d > bd[kk - 1] or (d == bd[kk - 1] and j >= bi[kk - 1]):
+                continue
+            m = kk - 1
+            while m > 0 and (d < bd[m - 1] or (d == bd[m - 1] and j < bi[m - 1])):
+                bd[m] = bd[m - 1]
+                bi[m] = bi[m - 1]
+                m -= 1
+            bd[m] = d
+            bi[m] = j
+        for j in range(k):
+            s = j if j < kk else 0
+            d_out[r, j] = bd[s]
+            i_out[r, j] = bi[s]
+
+
 def nearest(query_trees, query_lengths, points, point_trees):
     """Nearest point of each query -> (d2 (B, M) f32, idx (B, M) int64).
 
