@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from kptool.errors import KptoolError
 from kptool.losses import composite_chamfer_distance
-from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG, SharedMLP
+from kptool.models.backbones.common import SharedMLP
+from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG
 from kptool.models.registry import register_model
 
 
@@ -162,12 +163,12 @@ class SkeletonMerger(nn.Module):
             ``activations (B, k(k-1)/2)`` skeleton strengths in [0, 1].
         """
         self._check_points(points)
-        per_point, deepest = self.backbone(points, points.repeat(1, 1, 3))
+        per_point, global_ = self.backbone(points, points.repeat(1, 1, 3))
         # log-softmax over the k channels ends the reference segmentation network
         scores = F.log_softmax(self.scores(self.dropout(self.head(per_point))), dim=-1)       # (B, N, k)
         heatmaps = torch.softmax(self.mix(scores).transpose(1, 2), dim=-1)                    # (B, k, N)
         keypoints = heatmaps @ points
-        activations = torch.sigmoid(self.activation_out(self.activation_mlp(deepest.amax(dim=1))))
+        activations = torch.sigmoid(self.activation_out(self.activation_mlp(global_)))
         return {"keypoints": keypoints, "heatmaps": heatmaps, "activations": activations}
 
     def offset_penalty(self) -> torch.Tensor:
