@@ -258,6 +258,19 @@ def _build_range(points, lengths, leaf_size, perm, tp, lo, hi, start, end, child
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _insert(vals, idx, size, v, j):
+    """Insert ``(v, j)`` into the first ``size`` entries of ``vals/idx``, kept sorted by
+    (value, index); the last entry drops out. Callers check first that it belongs there."""
+    m = size - 1
+    while m > 0 and (v < vals[m - 1] or (v == vals[m - 1] and j < idx[m - 1])):
+        vals[m] = vals[m - 1]
+        idx[m] = idx[m - 1]
+        m -= 1
+    vals[m] = v
+    idx[m] = j
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, bd, bi):
     """Improve the ``k`` best (distance, index) pairs ``bd/bi (k,)``, kept sorted, with
     the points of one tree. Start them at (inf, N), or at known points as seeds."""
@@ -285,17 +298,7 @@ def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, b
                 pj = ps[j]
                 if d == worst and pj >= bi[k - 1]:  # ">=": a seed is not taken twice
                     continue
-                m = k - 1
-                while m > 0 and d < bd[m - 1]:
-                    bd[m] = bd[m - 1]
-                    bi[m] = bi[m - 1]
-                    m -= 1
-                while m > 0 and d == bd[m - 1] and pj < bi[m - 1]:  # exact ties: by index
-                    bd[m] = bd[m - 1]
-                    bi[m] = bi[m - 1]
-                    m -= 1
-                bd[m] = d
-                bi[m] = pj
+                _insert(bd, bi, k, d, pj)  # exact ties: by index
                 worst = bd[k - 1]
         else:
             l0 = _box_d2(x, y, z, lo, hi, c)
@@ -413,13 +416,7 @@ def _knn_rows_range(approx, delta, query, points, n, k, d_out, i_out, r0, r1):
                 near_v[nn] = top_v[kk - 1]  # the evicted one (inf while filling up: never a candidate)
                 near_i[nn] = top_i[kk - 1]
                 nn += 1
-                m = kk - 1
-                while m > 0 and v < top_v[m - 1]:
-                    top_v[m] = top_v[m - 1]
-                    top_i[m] = top_i[m - 1]
-                    m -= 1
-                top_v[m] = v
-                top_i[m] = j
+                _insert(top_v, top_i, kk, v, j)
                 worst = top_v[kk - 1]
                 limit = worst + slack
             else:
@@ -440,13 +437,7 @@ def _knn_rows_range(approx, delta, query, points, n, k, d_out, i_out, r0, r1):
             d = _sq_dist(q, points[j])
             if d > bd[kk - 1] or (d == bd[kk - 1] and j >= bi[kk - 1]):
                 continue
-            m = kk - 1
-            while m > 0 and (d < bd[m - 1] or (d == bd[m - 1] and j < bi[m - 1])):
-                bd[m] = bd[m - 1]
-                bi[m] = bi[m - 1]
-                m -= 1
-            bd[m] = d
-            bi[m] = j
+            _insert(bd, bi, kk, d, j)
         for j in range(k):
             s = j if j < kk else 0
             d_out[r, j] = bd[s]
