@@ -84,12 +84,11 @@ def knn(
         missing slots repeat the nearest neighbour. Rows of padded queries hold index 0
         on CPU and are meaningless on CUDA; mask them with ``query_lengths``.
 
-    CPU, D = 3: a k-d tree per cloud (numba), searched in float32. CPU, other D: blocks
-    of queries against the whole cloud, a BLAS distance table to find the candidates and
-    their exact distances to rank them (:func:`kptool.ops._cpu.knn_rows`). When no
-    gradient is needed and both inputs are float32 the kernels' distances are returned
-    as they are, otherwise they are recomputed from the gathered points in the input
-    dtype. CUDA: chunked brute force (memory ``O(B * chunk * N * D)``, never ``M x N``
+    CPU, D = 3: a k-d tree per cloud (numba). CPU, other D: blocks of queries against
+    the whole cloud, a BLAS distance table to find the candidates and their exact
+    distances to rank them (:func:`knn_blocks`). Both search in float32; when no gradient
+    is needed and both inputs are float32 their distances are returned as they are,
+    otherwise they are recomputed from the gathered points in the input dtype. CUDA: chunked brute force (memory ``O(B * chunk * N * D)``, never ``M x N``
     at once).
     """
     check_points("query", query, channels=None)
