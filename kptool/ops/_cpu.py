@@ -376,64 +376,137 @@ def _sq_dist(a, b):
     return (s0 + s1) + (s2 + s3)
 
 
-def knn_rows(approx, delta, query, points, n, k, d_out, i_out):
+def knn_rows(dots, norms, delta, query, points, n, k, d_out, i_out):
     """Exact k nearest ``points[:n]`` of each row of ``query`` from a rough distance table.
 
-    ``approx (R, n)`` holds ``|p_j|^2 - 2 q.p_j`` (a BLAS product: fast, but rounded
-    differently from the true distances) and ``delta (R,)`` a bound on its error per
-    row. Every true neighbour lies within ``2 delta`` of the k-th smallest rough value,
+    ``dots (R, n)`` holds ``q.p_j`` (a BLAS product: fast, but rounded differently from
+    the true distances) and ``norms (n,)`` ``|p_j|^2``, so ``|p_j|^2 - 2 q.p_j`` is the
+    squared distance up to the row's constant ``|q|^2``; ``delta (R,)`` bounds its error
+    per row. Every true neighbour lies within ``2 delta`` of the k-th smallest rough value,
     so only the points under that limit get their distance computed exactly (float32,
     :func:`_sq_dist`); the ``k`` best by (distance, index) go to ``d_out/i_out (R, k)``.
     With ``n < k`` the missing slots repeat the nearest.
     """
-    run_parallel(_knn_rows_range, approx.shape[0], approx, delta, query, points, n, k, d_out, i_out)
+    run_parallel(_knn_rows_range, dots.shape[0], dots, norms, delta, query, points, n, k, d_out, i_out)
+
+
+_ROW_GROUPS = 16  # a distance row of n entries is split into n / 16 strided groups of 16
+
+
+_BOUND_BUCKETS = 32
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan", "nsz", "reassoc"})
+def _min(values):
+    """``min(values)`` of a non-empty 1-D array (order-free, so vectorised; see :func:`_max`)."""
+    m = values[0]
+    for j in range(1, len(values)):
+        m = min(m, values[j])
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upper_bound_of_kth(values, kk, counts):
+    """A value ``>=`` the ``kk``-th smallest of ``values`` (finite), found without sorting: a
+    histogram of ``len(counts)`` buckets, then the largest value in the buckets up to the one
+    holding the kk-th. Branch-light, unlike a selection."""
+    lo, hi = _min(values), _max(values)
+    if not hi - lo < _FINF:
+        return _FINF
+    if hi == lo:
+        return hi
+    nb = len(counts)
+    scale = np.float32(nb) / (hi - lo)
+    counts[:] = 0
+    for g in range(len(values)):
+        counts[min(np.int64((values[g] - lo) * scale), nb - 1)] += 1
+    last, total = 0, counts[0]
+    while total < kk:
+        last += 1
+        total += counts[last]
+    bound = lo
+    for g in range(len(values)):
+        if min(np.int64((values[g] - lo) * scale), nb - 1) <= last:
+            bound = max(bound, values[g])
+    return bound
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _select(a, m, kth):
+    """The ``kth`` smallest (0-based) of ``a[:m]``, reordering ``a`` (Hoare's quickselect)."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        x = a[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < x:
+                i += 1
+            while a[j] > x:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return a[kth]
 
 
 @njit(cache=True, nogil=True)
-def _knn_rows_range(approx, delta, query, points, n, k, d_out, i_out, r0, r1):
+def _knn_rows_range(dots, norms, delta, query, points, n, k, d_out, i_out, r0, r1):
     kk = min(k, n)
-    top_v = np.empty(kk, np.float32)   # the kk smallest rough values so far, sorted
-    top_i = np.empty(kk, np.int64)
-    near_v = np.empty(n, np.float32)   # values that were within 2 delta of the kk-th when seen or evicted
-    near_i = np.empty(n, np.int64)
+    # Group g holds the entries j = g + t * G (t < 16) of a row: strided groups let the
+    # rough values and the groups' minima be computed in one vectorised sweep.
+    G = (n + _ROW_GROUPS - 1) // _ROW_GROUPS
+    rough = np.empty(n, np.float32)
+    group_min = np.empty(G, np.float32)
+    counts = np.empty(_BOUND_BUCKETS, np.int64)
+    scratch = np.empty(n, np.float32)
+    cand_v = np.empty(n, np.float32)
+    cand_i = np.empty(n, np.int64)
     bd = np.empty(kk, np.float32)
     bi = np.empty(kk, np.int64)
     for r in range(r0, r1):
-        row = approx[r, :n]
-        slack = np.float32(2.0) * delta[r]
-        # One pass: keep the kk smallest, and aside every value that may still end up
-        # within 2 delta of the final kk-th smallest (which only decreases).
-        top_v[:] = _FINF
-        top_i[:] = 0
-        worst = _FINF
-        limit = _FINF
-        nn = 0
+        row = dots[r, :n]
         for j in range(n):
-            v = row[j]
-            if v > limit:
+            rough[j] = norms[j] - np.float32(2.0) * row[j]
+        group_min[:] = rough[:G]
+        for t in range(1, _ROW_GROUPS):
+            part = rough[t * G:min(n, (t + 1) * G)]
+            for g in range(len(part)):
+                group_min[g] = min(group_min[g], part[g])
+        slack = np.float32(2.0) * delta[r]
+        # Any kk group minima are kk distinct entries, so a bound on the kk-th smallest group
+        # minimum bounds the row's kk-th smallest entry: only groups whose minimum is under it
+        # (plus slack) can hold a candidate, and they hold the kk smallest entries.
+        bound = _upper_bound_of_kth(group_min, kk, counts) + slack if G >= kk else _FINF
+        nc = 0
+        for g in range(G):
+            if group_min[g] > bound:
                 continue
-            if v < worst:
-                near_v[nn] = top_v[kk - 1]  # the evicted one (inf while filling up: never a candidate)
-                near_i[nn] = top_i[kk - 1]
-                nn += 1
-                _insert(top_v, top_i, kk, v, j)
-                worst = top_v[kk - 1]
-                limit = worst + slack
-            else:
-                near_v[nn] = v
-                near_i[nn] = j
-                nn += 1
-        # Exact distances of the candidates, best kk by (distance, index).
+            for j in range(g, n, G):
+                if rough[j] <= bound:
+                    cand_v[nc] = rough[j]
+                    cand_i[nc] = j
+                    nc += 1
+        # Every true neighbour is within 2 delta of the kk-th smallest rough value; with
+        # few candidates it is cheaper to rank them all than to find that value.
+        limit = _FINF
+        if nc > 4 * kk:
+            scratch[:nc] = cand_v[:nc]
+            limit = _select(scratch, nc, kk - 1) + slack
+        # Exact distances of those candidates, best kk by (distance, index).
         bd[:] = _FINF
         bi[:] = n
         q = query[r]
-        for c in range(kk + nn):
-            if c < kk:
-                j = top_i[c]
-            elif near_v[c - kk] <= limit:
-                j = near_i[c - kk]
-            else:
+        for c in range(nc):
+            if not cand_v[c] <= limit:
                 continue
+            j = cand_i[c]
             d = _sq_dist(q, points[j])
             if d > bd[kk - 1] or (d == bd[kk - 1] and j >= bi[kk - 1]):
                 continue

@@ -125,18 +125,19 @@ def _search(query, points, k, query_lengths, points_lengths):
 def knn_blocks(query, points, k, query_lengths, points_lengths) -> tuple[torch.Tensor, torch.Tensor]:
     """CPU kNN in any dimension: ``(B, M, D), (B, N, D)`` -> float32 ``d2 (B, M, k)``, ``idx (B, M, k)``.
 
-    Per block of queries, ``|p|^2 - 2 q.p`` for every point is one matrix product
+    Per block of queries, the dot products with every point are one matrix product
     (BLAS; both clouds centred on the points' mean first, which keeps the norms and so
-    the rounding error small); :func:`kptool.ops._cpu.knn_rows` then ranks the few
-    candidates that rounding could reorder by their exact distances. The error bound
-    of a float32 dot product of length D is ``D u |q| |p|`` (u = 2^-24, any summation
-    order); ``delta`` doubles it.
+    the rounding error small); :func:`kptool.ops._cpu.knn_rows` turns them into rough
+    distances and ranks the few candidates that rounding could reorder by their exact
+    distances. The error of a float32 dot product of length D is at most ``D u |q| |p|``
+    (u = 2^-24, any summation order); ``delta`` allows ``2 (D + 8) u (|q|^2 + 2 max |p|^2)``,
+    which also covers the norms, the subtraction and the rounding of the centring.
     """
     B, M, D = query.shape
     q32, p32 = _cpu.f32(query), _cpu.f32(points)
     d_out = np.zeros((B, M, k), np.float32)
     i_out = np.zeros((B, M, k), np.int64)
-    unit = 2.0 * (D + 2) * 2.0**-24
+    unit = 2.0 * (D + 8) * 2.0**-24
     for b in range(B):
         n, m = int(points_lengths[b]), int(query_lengths[b])
         p, q = torch.from_numpy(p32[b, :n]), torch.from_numpy(q32[b, :m])
@@ -147,8 +148,8 @@ def knn_blocks(query, points, k, query_lengths, points_lengths) -> tuple[torch.T
         rows = max(1, KNN_BLOCK_ELEMENTS // n)
         for r0 in range(0, m, rows):
             r1 = min(m, r0 + rows)
-            approx = torch.addmm(pn[None, :], qc[r0:r1], pc.T, alpha=-2.0)
-            _cpu.knn_rows(approx.numpy(), delta[r0:r1], q32[b, r0:r1], p32[b, :n], n, k, d_out[b, r0:r1],
+            dots = torch.mm(qc[r0:r1], pc.T)
+            _cpu.knn_rows(dots.numpy(), pn.numpy(), delta[r0:r1], q32[b, r0:r1], p32[b, :n], n, k, d_out[b, r0:r1],
                           i_out[b, r0:r1])
     return torch.from_numpy(d_out), torch.from_numpy(i_out)
 
