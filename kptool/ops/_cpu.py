@@ -1,6 +1,7 @@
 """Numba CPU kernels behind the ops (the fast path for CPU tensors).
 
-All kernels work in float32 on C-contiguous ``(B, N, 3)`` arrays and are
+All kernels work in float32 on C-contiguous ``(B, N, 3)`` arrays (kNN in other
+dimensions: ``(B, N, D)``, :func:`knn_rows`) and are
 compiled on first use (``cache=True``: once per machine, not at install time).
 Work is split across clouds and blocks of queries and spread over a small
 thread pool (:func:`run_parallel`).
@@ -13,7 +14,8 @@ Spatial search uses a small k-d tree built per cloud (sliding-midpoint splits,
 nodes numbered breadth-first, the right child always follows the left one).
 Pruning compares a box lower bound against point distances; both are computed
 with the same float32 operations in the same order (no ``fastmath`` on any
-distance; only the order-free maximum in :func:`_max` uses it), and
+distance; only the order-free maximum and minimum, :func:`_max` and :func:`_min`,
+use it), and
 correctly rounded arithmetic is monotonic, so a bound never exceeds the distance
 it bounds and the tree search returns exactly what a brute-force scan would,
 ties included (lowest index wins).
