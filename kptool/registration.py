@@ -71,3 +71,68 @@ def rotation_about_up(angle_deg: float) -> np.ndarray:
     a = np.radians(angle_deg)
     c, s = np.cos(a), np.sin(a)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+@dataclass
+class FileRegistration:
+    """:func:`register_files`' result, in the two files' own frames.
+
+    Attributes:
+        transform: source frame -> target frame.
+        source_keypoints, target_keypoints: ``(K, 3)`` ordered keypoints of each file.
+        aligned: ``(V, 3)`` the source's points (mesh vertices) mapped into the target's frame.
+        faces: ``(F, 3)`` the source's faces, or None for a point cloud.
+        rms: root mean square keypoint residual after the fit, in the target's units.
+    """
+
+    transform: Similarity
+    source_keypoints: np.ndarray
+    target_keypoints: np.ndarray
+    aligned: np.ndarray
+    faces: np.ndarray | None
+    rms: float
+
+    def up_angle_deg(self) -> float:
+        """Angle of the rotation's turn about the up axis (y), in degrees."""
+        r = self.transform.rotation
+        return float(np.degrees(np.arctan2(r[0, 2], r[0, 0])))
+
+
+def register_files(detector, source, target, points: int | None = None, up: str = "y",
+                   with_scale: bool = True) -> FileRegistration:
+    """Register the ``source`` shape file onto ``target`` through the detector's ordered keypoints.
+
+    Both files are detected as ``kptool detect`` does (each in its own frame); the
+    similarity from the source's keypoints to the target's is applied to the source.
+    """
+    from pathlib import Path
+
+    from kptool.detect import detect_files
+    from kptool.io.shapes import load_shape
+
+    if not getattr(detector, "ordered", False):
+        raise KptoolError(f"{getattr(detector, 'name', 'this detector')} gives unordered keypoints: registration "
+                          f"needs an ordered detector (a trained model)")
+    src, dst = detect_files(detector, [Path(source), Path(target)], points=points, up=up)
+    fit = similarity_transform(src.keypoints, dst.keypoints, with_scale)
+    residual = fit.apply(src.keypoints) - dst.keypoints
+    shape = load_shape(source, up=up)
+    faces = shape.faces if shape.has_mesh else None
+    return FileRegistration(transform=fit, source_keypoints=src.keypoints, target_keypoints=dst.keypoints,
+                            aligned=fit.apply(src.input_points), faces=faces,
+                            rms=float(np.sqrt((residual ** 2).sum(1).mean())))
+
+
+def write_aligned(path, result: FileRegistration, overwrite: bool = False):
+    """Write the aligned source as ``.ply``: a mesh when the source had faces, else a point cloud."""
+    import trimesh
+
+    from kptool.io.atomic import atomic_path
+    from kptool.io.writers import write_points_ply
+
+    if result.faces is None:
+        return write_points_ply(path, result.aligned, overwrite=overwrite)
+    data = trimesh.Trimesh(result.aligned, result.faces, process=False).export(file_type="ply")
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(data)
+    return path
