@@ -136,3 +136,23 @@ def test_registration_rejects_degenerate_input():
         similarity_transform(np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0]]), np.zeros((3, 3)))
     with pytest.raises(KptoolError, match="equal K"):
         similarity_transform(np.zeros((4, 3)), np.zeros((3, 3)))
+
+
+def test_registration_curve_of_an_equivariant_and_of_a_blind_detector():
+    from kptool.metrics.registration_curve import pick_templates, registration_curve
+
+    rng = np.random.default_rng(0)
+    clouds = [rng.normal(size=(50, 3)) for _ in range(3)]
+    angles = [0.0, 30.0, 60.0]
+    # Keypoints that turn with the cloud, registered to the unturned shape itself: no error.
+    curve = registration_curve(lambda cs: [c[:6] for c in cs], clouds[:1], clouds[:1], angles)
+    np.testing.assert_allclose(curve.mean, 0.0, atol=1e-4)
+    # Keypoints that ignore the input: the fit is the identity, the error the misalignment itself.
+    fixed = rng.normal(size=(6, 3))
+    curve = registration_curve(lambda cs: [fixed for _ in cs], clouds, clouds[:2], angles)
+    assert curve.errors.shape == (3, 3, 2)
+    np.testing.assert_allclose(curve.mean, angles, atol=1e-4)
+    np.testing.assert_allclose(curve.median, angles, atol=1e-4)
+    assert [r[0] for r in curve.rows()] == angles
+    picked = pick_templates(10, 3, seed=1)
+    assert len(set(picked)) == 3 and all(0 <= i < 10 for i in picked) and picked == pick_templates(10, 3, seed=1)
