@@ -156,3 +156,16 @@ def test_registration_curve_of_an_equivariant_and_of_a_blind_detector():
     assert [r[0] for r in curve.rows()] == angles
     picked = pick_templates(10, 3, seed=1)
     assert len(set(picked)) == 3 and all(0 <= i < 10 for i in picked) and picked == pick_templates(10, 3, seed=1)
+
+
+def test_symmetry_pictures_are_written(tmp_path):
+    from kptool.viz.symmetry import plot_slot_clusters, plot_symmetry_plane
+
+    rng = np.random.default_rng(0)
+    cloud = rng.uniform(-1, 1, (300, 3))
+    path = plot_symmetry_plane(cloud, cloud[:6], [1.0, 0.0, 0.2], tmp_path / "plane.png")
+    assert path.stat().st_size > 1000
+    path = plot_slot_clusters(rng.normal(size=(20, 6, 3)), tmp_path / "clusters.png", points=cloud)
+    assert path.stat().st_size > 1000
+    with pytest.raises(KptoolError, match="normal"):
+        plot_symmetry_plane(cloud, cloud[:6], [0.0, 0.0, 0.0], tmp_path / "x.png")
