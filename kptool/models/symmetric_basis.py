@@ -122,12 +122,17 @@ class SymmetricBasisKeypoints(nn.Module):
     """
 
     def __init__(self, num_keypoints: int = 14, num_basis: int = 10, mode: str = "instance",
-                 misalignment_deg: float = 45.0, detach_angle: bool = False, loss: dict | None = None, **_: Any):
+                 misalignment_deg: float = 45.0, detach_angle: bool = False, loss: dict | None = None):
         super().__init__()
         self.num_keypoints = int(num_keypoints)
         self.misalignment_deg = float(misalignment_deg)
         self.detach_angle = bool(detach_angle)
-        self.loss_weights = {"chamfer": 1.0, "coverage": 1.0, "inclusivity": 2.0, **(loss or {})}
+        weights = {k: v for k, v in (loss or {}).items() if k != "name"}
+        unknown = set(weights) - {"chamfer", "coverage", "inclusivity"}
+        if unknown or (loss or {}).get("name", "shape-basis") != "shape-basis":
+            raise KptoolError(f"symmetric-basis: the loss section takes name: shape-basis and the weights chamfer, "
+                              f"coverage, inclusivity; got {sorted(loss)}")
+        self.loss_weights = {"chamfer": 1.0, "coverage": 1.0, "inclusivity": 2.0, **weights}
         self.basis = ShapeBasis(num_keypoints, num_basis, mode)
         self.pose = PoseCoefficients(self.basis.num_coefficients)
         self.nodes = NodeBranch(num_keypoints)

@@ -49,7 +49,7 @@ class USIPKeypoints(torch.nn.Module):
     """
 
     def __init__(self, num_keypoints: int = 14, rotation_deg: float = 180.0, misalignment_deg: float = 45.0,
-                 subset: float = 0.75, point_to_point: float = 1.0, **_: Any):
+                 subset: float = 0.75, point_to_point: float = 1.0):
         super().__init__()
         self.num_keypoints = int(num_keypoints)
         self.rotation_deg, self.misalignment_deg = float(rotation_deg), float(misalignment_deg)
