@@ -14,7 +14,7 @@ from kptool.errors import KptoolError
 def register(
     source: Path = typer.Argument(..., help="Shape file to move (mesh or point cloud)."),
     target: Path = typer.Argument(..., help="Shape file to align it to."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run folder or .pt checkpoint of a model with "
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run folder or .pt checkpoint of a model with "
                                     "ordered keypoints."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the aligned source here (.ply)."),
     no_scale: bool = typer.Option(False, "--no-scale", help="Rigid fit (scale fixed to 1)."),
