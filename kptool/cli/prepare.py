@@ -67,7 +67,7 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
 
 @app.command("synthetic")
 def synthetic(
-    category: str = typer.Option(..., "--category", "-c", help="Built-in category: chair, table, airplane, mug."),
+    category: str = typer.Option(..., "--category", "-c", help="Built-in category: chair, table, airplane, mug, figure (articulated)."),
     count: int = typer.Option(1000, "--count", "-n", help="Number of shapes."),
     out: Path = OUT, points: int = POINTS, normalize: str = NORMALIZE, seed: int = SEED, splits: str = SPLITS,
     workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE, quiet: bool = QUIET, as_json: bool = JSON,
