@@ -56,6 +56,8 @@ def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> P
         value = getattr(shape, key)
         if value is not None:
             arrays[key] = np.asarray(value)
+    if shape.category:
+        arrays["category"] = np.array(str(shape.category))  # a 0-d unicode array: no pickle needed
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
     return path
@@ -72,7 +74,8 @@ def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Sh
     if "points" not in data or "transform" not in data:
         raise InputError(p, "not a prepared shape file (needs 'points' and 'transform')")
     kwargs = {k: data[k] for k in SHAPE_KEYS if k in data}
-    shape = Shape(points=data["points"], id=shape_id or p.stem, **kwargs)
+    category = str(data["category"]) if "category" in data else None
+    shape = Shape(points=data["points"], id=shape_id or p.stem, category=category, **kwargs)
     return shape, Transform.from_list(data["transform"])
 
 
@@ -174,7 +177,7 @@ class PreparedDataset:
     def __getitem__(self, i: int) -> Shape:
         rec = self.records[i]
         shape, transform = load_shape(safe_join(self.root, rec["file"]), rec["id"])
-        shape.category = self.category
+        shape.category = rec.get("category") or self.category
         shape.meta = {**rec.get("meta", {}), "transform": transform, "split": rec["split"]}
         for name in self.extras:
             path = extra_path(self.root, name, rec["id"])
