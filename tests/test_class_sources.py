@@ -13,6 +13,7 @@ import trimesh
 
 from kptool.cli.main import main
 from kptool.data.class_sources import ClassFolderSource, FurnitureSource, SyntheticSetSource, parse_categories
+from kptool.data.sources import SyntheticSource
 from kptool.data.prepare import PrepareOptions, run_prepare
 from kptool.data.prepared import PreparedDataset
 from kptool.errors import InputError, KptoolError
@@ -38,6 +39,18 @@ def test_synthetic_set_pools_and_labels_categories(tmp_path):
     # the same shape as in a one-category set of the same seed
     run_prepare(SyntheticSetSource(("table",), 2, seed=0), tmp_path / "one", SMALL)
     np.testing.assert_array_equal(PreparedDataset(tmp_path / "one")[1].points, ds[4].points)
+
+
+def test_pooled_categories_are_split_alike(tmp_path):
+    from kptool.data.sources import assign_splits
+
+    items = SyntheticSetSource(("mug", "table", "chair"), 4).items()
+    splits = assign_splits(items, (0.5, 0.25, 0.25), seed=0)
+    for c in ("mug", "table", "chair"):
+        assert Counter(splits[f"{c}-00000{i}"] for i in range(4)) == {"train": 2, "val": 1, "test": 1}
+    # unlabelled items: one shuffle over all of them, as before
+    plain = SyntheticSource("mug", 10).items()
+    assert Counter(assign_splits(plain, (0.8, 0.1, 0.1), 0).values()) == {"train": 8, "val": 1, "test": 1}
 
 
 def test_category_survives_a_resumed_run(tmp_path):

@@ -69,11 +69,12 @@ class SyntheticSetSource:
                 "count": self.count, "seed": self.seed}
 
     def items(self) -> list[Item]:
-        return [it for c in self.categories for it in self._one(c).items()]
+        # the class in extra: splits are drawn per category (sources.assign_splits)
+        return [Item(it.id, it.path, extra={**it.extra, "class": c}) for c in self.categories
+                for it in self._one(c).items()]
 
     def load(self, item: Item) -> Shape:
-        category = item.id.rsplit("-", 1)[0]
-        return self._one(category).load(item)
+        return self._one(item.extra["class"]).load(item)
 
 
 @dataclass
