@@ -154,12 +154,13 @@ def test_ellipsoid_surface_is_the_one_sigma_contour():
     np.testing.assert_allclose(np.einsum("ni,ij,nj->n", e, np.linalg.inv(cov), e), 1.0, rtol=1e-9)
 
 
-def test_plot_mixture_writes_a_png(tmp_path):
-    from kptool.viz.probe import plot_mixture
+def test_plot_mixtures_writes_a_png(tmp_path):
+    from kptool.viz.probe import plot_mixtures
 
     pts = np.random.default_rng(0).normal(size=(200, 3))
-    path = plot_mixture(pts, np.array([0.5, 0.5]), np.zeros((2, 3)), np.stack([np.eye(3)] * 2), tmp_path / "m.png",
-                        assignment=np.arange(200) % 2)
+    mixture = (np.array([0.5, 0.5]), np.zeros((2, 3)), np.stack([np.eye(3)] * 2))
+    path = plot_mixtures([pts, pts], [mixture, mixture], tmp_path / "m.png", assignments=[np.arange(200) % 2] * 2,
+                         titles=["a", "b"])
     assert path.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(KptoolError, match="plot_mixture"):
-        plot_mixture(pts, np.ones(2), np.zeros((3, 3)), np.zeros((2, 3, 3)), tmp_path / "x.png")
+    with pytest.raises(KptoolError, match="plot_mixtures"):
+        plot_mixtures([pts], [(np.ones(2), np.zeros((3, 3)), np.zeros((2, 3, 3)))], tmp_path / "x.png")

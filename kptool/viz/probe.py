@@ -66,32 +66,20 @@ def ellipsoid_surface(mean: np.ndarray, covariance: np.ndarray, resolution: int 
     return sphere @ (vectors * np.sqrt(np.clip(values, 0, None))).T + np.asarray(mean)
 
 
-def plot_mixture(points: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
-                 path: str | os.PathLike, assignment: np.ndarray | None = None, title: str | None = None,
-                 min_weight: float = 0.0) -> Path:
-    """A shape's Gaussian mixture as 1-sigma ellipsoids over its points (ParAE Fig. 3 top); write a PNG.
-
-    Args:
-        points: ``(N, 3)`` y-up. assignment: ``(N,)`` component of each point (colours the
-            points like their component), or None for grey points.
-        weights, means, covariances: ``(J,)``, ``(J, 3)``, ``(J, 3, 3)``.
-        min_weight: components lighter than this are not drawn.
-    """
+def _draw_mixture(ax, points: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
+                  assignment: np.ndarray | None, title: str | None, min_weight: float) -> None:
     p = np.asarray(points, dtype=np.float64)
     j = len(weights)
     if p.ndim != 2 or p.shape[1] != 3 or np.shape(means) != (j, 3) or np.shape(covariances) != (j, 3, 3):
-        raise KptoolError("plot_mixture: expected points (N, 3), weights (J,), means (J, 3), covariances (J, 3, 3)")
+        raise KptoolError("plot_mixtures: expected points (N, 3), weights (J,), means (J, 3), covariances (J, 3, 3)")
     colours = keypoint_colors(j)
-    fig = plt.figure(figsize=(5.5, 5.5))
-    ax = fig.add_subplot(projection="3d")
     # matplotlib's vertical axis is z: draw (x, z, y) so y-up shapes stand upright
     point_colours = "0.5" if assignment is None else colours[np.asarray(assignment)]
     ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=1.5, c=point_colours, alpha=0.5, depthshade=False, linewidths=0)
     for c in range(j):
-        if weights[c] < min_weight:
-            continue
-        e = ellipsoid_surface(means[c], covariances[c])
-        ax.plot_surface(e[..., 0], e[..., 2], e[..., 1], color=colours[c], alpha=0.35, linewidth=0, shade=True)
+        if weights[c] >= min_weight:
+            e = ellipsoid_surface(means[c], covariances[c])
+            ax.plot_surface(e[..., 0], e[..., 2], e[..., 1], color=colours[c], alpha=0.35, linewidth=0, shade=True)
     centre = (p.max(0) + p.min(0)) / 2
     half = max(float((p.max(0) - p.min(0)).max()) / 2, 1e-9)
     ax.set_xlim(centre[0] - half, centre[0] + half)
@@ -102,4 +90,27 @@ def plot_mixture(points: np.ndarray, weights: np.ndarray, means: np.ndarray, cov
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def plot_mixtures(clouds: Sequence[np.ndarray], mixtures: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  path: str | os.PathLike, assignments: Sequence[np.ndarray] | None = None,
+                  titles: Sequence[str] | None = None, cols: int = 4, min_weight: float = 0.0) -> Path:
+    """Shapes with their Gaussian mixtures as 1-sigma ellipsoids (ParAE Fig. 3 top), side by side; write a PNG.
+
+    Args:
+        clouds: ``(N_i, 3)`` y-up points per shape.
+        mixtures: per shape ``(weights (J,), means (J, 3), covariances (J, 3, 3))``.
+        assignments: per shape ``(N_i,)`` component of each point (points take its colour), or None (grey).
+        min_weight: components lighter than this are not drawn.
+    """
+    if not clouds or len(clouds) != len(mixtures) or (assignments is not None and len(assignments) != len(clouds)):
+        raise KptoolError("plot_mixtures: needs one mixture (and assignment) per shape, and at least one shape")
+    cols = max(1, min(cols, len(clouds)))
+    rows = -(-len(clouds) // cols)
+    fig = plt.figure(figsize=(3.6 * cols, 3.6 * rows))
+    for i, (points, (w, mu, cov)) in enumerate(zip(clouds, mixtures)):
+        _draw_mixture(fig.add_subplot(rows, cols, i + 1, projection="3d"), points, np.asarray(w), np.asarray(mu),
+                      np.asarray(cov), None if assignments is None else assignments[i],
+                      None if titles is None else titles[i], min_weight)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0.0, hspace=0.08)
     return _save(fig, path)
