@@ -55,11 +55,6 @@ class FeatureSet:
         return self.features[keep], self.labels[keep]
 
 
-def class_names(manifest: dict[str, Any]) -> list[str]:
-    """The sorted class names of a prepared dataset: each shape record's ``category``, or the dataset's."""
-    return sorted({r.get("category") or manifest.get("category") or "" for r in manifest["shapes"]})
-
-
 def write_features(path: str | os.PathLike, fs: FeatureSet, overwrite: bool = False) -> Path:
     """Write a features file atomically (refusing to replace one unless ``overwrite``)."""
     meta = {"format": FORMAT, "version": VERSION, **fs.meta}
