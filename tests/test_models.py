@@ -53,6 +53,7 @@ def test_registry_and_presets():
                [(c, r, k) for c, r, k, _ in REFERENCE_SA]
         assert model.backbone.global_channels == 1024 and model.backbone.out_channels == 128
         assert model.decoder.offsets.shape == (45, 200, 3)
+        assert [fp.interpolation_power for fp in model.backbone.fp] == [2] * 4  # PointNet++'s 1/d^2
     assert build_model(resolve_config("skeleton-mutual")["model"]).mutual_weight == 0.5
     with pytest.raises(KptoolError, match="unknown model 'nope'"):
         build_model({"name": "nope"})
@@ -221,6 +222,26 @@ def test_checkpoint_detector_accepts_clouds_below_the_model_minimum():
     assert kp.shape == (4, 3)
     # convex combinations of the cloud's own points
     assert (kp >= cloud.min(0) - 1e-6).all() and (kp <= cloud.max(0) + 1e-6).all()
+
+
+def test_checkpoint_without_interpolation_key_keeps_inverse_distance(tmp_path):
+    """Weights saved before ``interpolation_power`` existed load the 1/d network they were trained as."""
+    from kptool.detect import load_detector
+
+    old = _model(seed=3, interpolation_power=1)
+    config = {"name": "skeleton-merger", "model": {"name": "skeleton-merger", "num_keypoints": 4, **SMALL},
+              "data": {"points": 128}}
+    torch.save({"format": "kptool-weights", "version": 1, "config": config, "model": old.state_dict(),
+                "frame": {}, "meta": {}}, tmp_path / "old.pt")
+    det = load_detector(tmp_path / "old.pt", "cpu")
+    assert [fp.interpolation_power for fp in det.model.backbone.fp] == [1, 1]
+    points = _clouds(2)
+    torch.testing.assert_close(det.model.detect(points), old.detect(points))
+    new = _model(seed=3, interpolation_power=2)
+    new.load_state_dict(old.state_dict())
+    assert not torch.allclose(new.detect(points), old.detect(points))
+    with pytest.raises(KptoolError, match="interpolation_power must be 1 or 2"):
+        _model(interpolation_power=3)
 
 
 def test_axis_scale_fit_follows_stretches_but_not_mirrors():

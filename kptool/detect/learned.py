@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,10 @@ def load_detector(checkpoint_or_run: str | os.PathLike, device: str | torch.devi
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
     path = find_checkpoint(checkpoint_or_run)
     ckpt = load_checkpoint(path)
-    model = build_model(ckpt["config"]["model"])
+    try:
+        model = build_model(ckpt["config"]["model"])
+    except KptoolError as e:
+        raise InputError(path, str(e)) from None
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -116,11 +120,13 @@ def available_weights() -> list[str]:
 
 def default_weights(category: str) -> Path:
     """The shipped weights file of a built-in category; a clear error when there is none."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", category):
+        raise KptoolError(f"--category: {category!r} is not a category name (letters, digits, '-' and '_')")
     path = weights_folder() / f"{category}.pt"
     if not path.is_file():
         have = available_weights()
         raise KptoolError(
-            f"no default weights for category {category!r} "
+            f"--category: no default weights for category {category!r} "
             f"(available: {', '.join(have) if have else 'none in this installation'}); train a model with "
             f"`kptool train` and pass --checkpoint RUN (see docs/detect.md)")
     return Path(str(path))

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from kptool.errors import KptoolError
 from kptool.losses import composite_chamfer_distance
-from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG, SharedMLP
+from kptool.models.backbones.common import SharedMLP
+from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG
 from kptool.models.registry import register_model
 
 
@@ -115,6 +116,10 @@ class SkeletonMerger(nn.Module):
             see :class:`SkeletonDecoder`.
         offset_weight: weight of the L2 penalty on the decoder offsets (reference 0.01;
             sum of squares over the whole table).
+        interpolation_power: the encoder's feature-propagation weights ``1 / d**p``. The
+            presets set 2 (the reference); the default 1 is kptool 0.1's weighting, so
+            that checkpoints saved before the key existed (their config lacks it) load
+            the network they were trained as.
     """
 
     paired = False
@@ -123,7 +128,7 @@ class SkeletonMerger(nn.Module):
                  feature_propagation: Sequence[Any] = REFERENCE_FP, activation_widths: Sequence[int] = (512, 256),
                  head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
                  skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
-                 offset_weight: float = 0.01):
+                 offset_weight: float = 0.01, interpolation_power: int = 1):
         super().__init__()
         if int(num_keypoints) < 2:
             raise KptoolError(f"{self.model_name} needs num_keypoints >= 2 (one skeleton per keypoint pair), "
@@ -131,7 +136,7 @@ class SkeletonMerger(nn.Module):
         k = self.num_keypoints = int(num_keypoints)
         self.offset_weight = float(offset_weight)
         # The reference feeds the coordinates three times as 9 input channels.
-        self.backbone = PointNet2MSG(9, set_abstraction, feature_propagation)
+        self.backbone = PointNet2MSG(9, set_abstraction, feature_propagation, interpolation_power)
         self.head = SharedMLP(self.backbone.out_channels, (head_width,))
         self.dropout = MaskDropout(dropout)
         self.scores = nn.Linear(head_width, k)
@@ -158,12 +163,12 @@ class SkeletonMerger(nn.Module):
             ``activations (B, k(k-1)/2)`` skeleton strengths in [0, 1].
         """
         self._check_points(points)
-        per_point, deepest = self.backbone(points, points.repeat(1, 1, 3))
+        per_point, global_ = self.backbone(points, points.repeat(1, 1, 3))
         # log-softmax over the k channels ends the reference segmentation network
         scores = F.log_softmax(self.scores(self.dropout(self.head(per_point))), dim=-1)       # (B, N, k)
         heatmaps = torch.softmax(self.mix(scores).transpose(1, 2), dim=-1)                    # (B, k, N)
         keypoints = heatmaps @ points
-        activations = torch.sigmoid(self.activation_out(self.activation_mlp(deepest.amax(dim=1))))
+        activations = torch.sigmoid(self.activation_out(self.activation_mlp(global_)))
         return {"keypoints": keypoints, "heatmaps": heatmaps, "activations": activations}
 
     def offset_penalty(self) -> torch.Tensor:

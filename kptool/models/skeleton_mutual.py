@@ -100,10 +100,10 @@ class SkeletonMutual(SkeletonMerger):
                  skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
                  offset_weight: float = 0.01, self_weight: float = 0.5, mutual_weight: float = 0.5,
                  keypoint_offset_widths: Sequence[int] = (64, 64), keypoint_offset_weight: float = 1.0,
-                 keypoint_alignment: str = "none"):
+                 keypoint_alignment: str = "none", interpolation_power: int = 1):
         super().__init__(num_keypoints, set_abstraction, feature_propagation, activation_widths, head_width,
                          dropout, skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init,
-                         offset_weight)
+                         offset_weight, interpolation_power)
         self.self_weight, self.mutual_weight = float(self_weight), float(mutual_weight)
         self.keypoint_offset_weight = float(keypoint_offset_weight)
         self.keypoint_offset = KeypointOffsetMLP(keypoint_offset_widths)
