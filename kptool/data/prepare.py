@@ -89,6 +89,8 @@ def _record(shape: Shape, split: str) -> dict[str, Any]:
         "num_points": shape.num_points, "num_keypoints": shape.num_keypoints,
         "has_mesh": shape.has_mesh, "has_part_labels": shape.point_labels is not None,
     }
+    if shape.category:
+        rec["category"] = str(shape.category)  # the class label (docs/formats.md)
     if shape.keypoint_ids is not None:
         rec["keypoint_ids"] = [int(i) for i in shape.keypoint_ids]
     meta = prepared.record_meta(shape)

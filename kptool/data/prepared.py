@@ -57,6 +57,8 @@ def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> P
         value = getattr(shape, key)
         if value is not None:
             arrays[key] = np.asarray(value)
+    if shape.category:
+        arrays["category"] = np.array(str(shape.category))  # a 0-d unicode array: no pickle needed
     meta = record_meta(shape)
     if meta:
         arrays["meta"] = np.array(json.dumps(meta))
@@ -82,7 +84,8 @@ def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Sh
         raise InputError(p, "not a prepared shape file (needs 'points' and 'transform')")
     _check_arrays(p, data)
     kwargs = {k: data[k] for k in SHAPE_KEYS if k in data}
-    shape = Shape(points=data["points"], id=shape_id or p.stem, **kwargs)
+    category = str(data["category"]) if "category" in data else None
+    shape = Shape(points=data["points"], id=shape_id or p.stem, category=category, **kwargs)
     if "meta" in data:
         meta = parse_json(str(data["meta"]), p, "shape file (its 'meta')")
         if not isinstance(meta, dict):
@@ -223,7 +226,7 @@ class PreparedDataset:
     def __getitem__(self, i: int) -> Shape:
         rec = self.records[i]
         shape, transform = load_shape(safe_join(self.root, rec["file"]), rec["id"])
-        shape.category = self.category
+        shape.category = rec.get("category") or self.category
         shape.meta = {**rec.get("meta", {}), "transform": transform, "split": rec["split"]}
         for name in self.extras:
             path = extra_path(self.root, name, rec["id"])

@@ -343,12 +343,18 @@ def _mesh_path(path: str) -> str:
 
 
 def assign_splits(items: list[Item], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Official splits where given; the rest assigned by a seeded shuffle in ``fractions``."""
+    """Official splits where given; the rest assigned by a seeded shuffle in ``fractions``,
+    separately within each class (``item.extra["class"]``) so that every class is split alike."""
     out = {it.id: it.split for it in items if it.split}
-    rest = sorted(it.id for it in items if not it.split)
-    order = np.random.default_rng(seed).permutation(len(rest))
-    n_train = int(round(fractions[0] * len(rest)))
-    n_val = int(round(fractions[1] * len(rest)))
-    for rank, k in enumerate(order):
-        out[rest[k]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+    groups: dict[Any, list[str]] = {}
+    for it in items:
+        if not it.split:
+            groups.setdefault(it.extra.get("class"), []).append(it.id)
+    for ids in groups.values():
+        rest = sorted(ids)
+        order = np.random.default_rng(seed).permutation(len(rest))
+        n_train = int(round(fractions[0] * len(rest)))
+        n_val = int(round(fractions[1] * len(rest)))
+        for rank, k in enumerate(order):
+            out[rest[k]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
     return out
