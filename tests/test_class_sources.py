@@ -22,7 +22,7 @@ SMALL = PrepareOptions(points=64, oversample=2)
 
 
 def test_parse_categories():
-    assert parse_categories("all") == ["chair", "table", "airplane", "mug"]
+    assert parse_categories("all") == ["chair", "table", "airplane", "mug", "figure"]
     assert parse_categories("mug, chair") == ["mug", "chair"]
     with pytest.raises(KptoolError, match="'sofa'"):
         parse_categories("chair,sofa")
