@@ -130,7 +130,7 @@ def test_cli_synthetic_all_and_bad_category(tmp_path, capsys):
     assert main(["prepare", "synthetic", "-c", "all", "-n", "1", "--points", "64", "-o", str(tmp_path / "a"),
                  "--json"]) == 0
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert sorted(r["category"] for r in manifest["shapes"]) == ["airplane", "chair", "mug", "table"]
+    assert sorted(r["category"] for r in manifest["shapes"]) == ["airplane", "chair", "figure", "mug", "table"]
     capsys.readouterr()
     assert main(["prepare", "synthetic", "-c", "chair,sofa", "-n", "1", "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
