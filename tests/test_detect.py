@@ -45,7 +45,7 @@ def test_load_detector_from_run_checkpoint_and_weights(trained, tmp_path):
     assert det.normalize == "skeleton-merger"
     weights = export_weights(run, tmp_path / "w.pt")
     clouds = [s.points for s in PreparedDataset(data, "test")]
-    expected = det.model.detect(torch.from_numpy(np.stack(clouds)))
+    expected = det.model.predict({"points": torch.from_numpy(np.stack(clouds))})["keypoints"]
     for other in (det, load_detector(run / "checkpoints" / "last.pt", "cpu"), load_detector(weights, "cpu")):
         got = other.detect_batch(clouds)
         assert len(got) == len(clouds)

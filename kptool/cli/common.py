@@ -74,3 +74,19 @@ def run_with_progress(description: str, quiet: bool, work: Callable[[Callable[[i
         except KeyboardInterrupt:
             console.print(f"interrupted: {resume_hint}", highlight=False)
             raise typer.Exit(130)
+
+
+def print_table(title: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> None:
+    """A table on stdout at its natural width, whatever the terminal's: the title is one line,
+    cells are never wrapped or cut, so scripts and tests read the same text everywhere."""
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    table = Table()
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    stdout.print(title, soft_wrap=True, highlight=False, markup=False)
+    width = Measurement.get(stdout, stdout.options.update(width=10**6), table).maximum
+    stdout.print(table, width=width, crop=False)

@@ -58,6 +58,8 @@ def detect(
         if fmt != "json":
             raise KptoolError(f"a prepared dataset gives a predictions file: use .json, not {fmt}")
         preds = detect_dataset(detector, input, split)
+        if png is not None and preds.kind != "keypoints":
+            raise KptoolError(f"--png draws keypoints; {detector.name} predicts {preds.kind}")
         if png is not None:
             from kptool.data.prepared import PreparedDataset
             from kptool.viz import plot_keypoint_grid
@@ -68,7 +70,7 @@ def detect(
                                titles=ids)
             written.append(str(png))
         _emit_predictions(preds, out, force, written)
-        count = len(preds.keypoints)
+        count = len(preds.ids)
     else:
         files = input_files(input)
         found = detect_files(detector, files, points=points, up=up, seed=seed)

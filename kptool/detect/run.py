@@ -122,12 +122,22 @@ def detect_files(detector: Detector, files: list[Path], points: int | None = Non
 
 
 def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "test") -> Predictions:
-    """Keypoints for every shape of a prepared dataset split, in its prepared frame."""
+    """Predictions for every shape of a prepared dataset split, in its prepared frame: keypoints, or
+    for a trained model without a keypoint output its first declared output (kptool.models.base)."""
     from kptool.data.prepared import PreparedDataset
 
     dataset = PreparedDataset(root, split)
     if len(dataset) == 0:
         raise InputError(root, f"the {split} split has no shapes")
+    model = getattr(detector, "model", None)
+    if model is not None and "keypoints" not in model.outputs:
+        # another kind of method (embeddings, per-point logits...): its first declared output
+        from kptool.models.predict import predict_dataset
+
+        kind = model.outputs[0]
+        found = predict_dataset(model, dataset, detector.device, detector.batch_size)[kind]
+        return Predictions(arrays=found, kind=kind, method=detector.name, frame="prepared",
+                           dataset=str(Path(root).resolve()), split=split)
     shapes = list(dataset)
     found = detector.detect_batch([s.points for s in shapes])
     return Predictions({s.id: np.asarray(kp, dtype=np.float32) for s, kp in zip(shapes, found)},
