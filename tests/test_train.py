@@ -95,14 +95,25 @@ def test_shipped_presets_resolve():
 def test_ablation_preset_is_skeleton_mutual_without_the_mutual_term():
     # Table 4's "w/o m-rec" must differ from skeleton-mutual in the mutual term only:
     # the same training (optimiser, lr, budget) and the same shared model settings.
+    from kptool.models import SkeletonMerger, SkeletonMutual, build_model
+
     full = resolve_config("skeleton-mutual")
     ablation = resolve_config("skeleton-mutual-wo-mrec")
-    mutual_only = {"self_weight", "mutual_weight", "keypoint_offset_widths",
-                   "keypoint_offset_weight", "keypoint_alignment"}
     assert ablation["train"] == full["train"] and ablation["data"] == full["data"]
-    assert ablation["model"]["name"] == "skeleton-merger"
-    assert {k: v for k, v in full["model"].items() if k not in mutual_only | {"name"}} == \
-        {k: v for k, v in ablation["model"].items() if k != "name"}
+    a, f = build_model(ablation["model"]), build_model(full["model"])
+    assert type(a) is SkeletonMerger and type(f) is SkeletonMutual and not a.paired and f.paired
+    # the same network but for the mutual term's keypoint-offset MLP ...
+    assert {k: v.shape for k, v in a.state_dict().items()} == \
+        {k: v.shape for k, v in f.state_dict().items() if not k.startswith("keypoint_offset.")}
+    assert (a.dropout.p, a.decoder.max_points, a.decoder.min_points, a.decoder.spacing) == \
+        (f.dropout.p, f.decoder.max_points, f.decoder.min_points, f.decoder.spacing)
+    # ... and the same self-reconstruction loss
+    assert a.loss.name == "skeleton-reconstruction" and a.loss.offset_weight == f.loss.offset_weight
+    # inheritance: the preset names only what differs
+    from importlib import resources
+
+    text = (resources.files("kptool.presets") / "skeleton-mutual-wo-mrec.yaml").read_text()
+    assert "base: skeleton-mutual" in text and len([ln for ln in text.splitlines() if ln and ln[0] != "#"]) < 12
 
 
 # --- sampler ------------------------------------------------------------------------
@@ -247,7 +258,26 @@ def test_points_mismatch_and_tiny_dataset_are_user_errors(dataset, tmp_path):
 def test_validation_without_keypoints_uses_val_loss(tmp_path):
     data = make_dataset(tmp_path / "data", keypoints=False)
     summary = train(resolve_config(tiny_config(epochs=2)), data, tmp_path / "run", device="cpu")
-    assert summary["best"]["metric"] == "val_loss" and "das" not in summary["val"]
+    assert summary["best"]["metric"] == "loss" and "das" not in summary["val"]
+
+
+def test_best_rule_and_validation_metrics_come_from_the_config(dataset, tmp_path):
+    import json
+
+    cfg = tiny_config(epochs=3)
+    cfg["train"].update(val_metrics=["das"], best={"metric": "das_backward", "mode": "min"})
+    summary = train(resolve_config(cfg), dataset, tmp_path / "run", device="cpu")
+    history = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(set(r["val"]) == {"das", "das_forward", "das_backward"} for r in history)   # no loss: not asked
+    lowest = min(history, key=lambda r: (r["val"]["das_backward"], r["epoch"]))
+    assert summary["best"] == {"metric": "das_backward", "value": lowest["val"]["das_backward"],
+                               "epoch": lowest["epoch"]}
+    # kptool 0.1's best_metric still reads, as the same rule
+    old = tiny_config()
+    old["train"]["best_metric"] = "val_loss"
+    assert resolve_config(old)["train"]["best"] == {"metric": "loss", "mode": "min"}
+    with pytest.raises(KptoolError, match="unknown metric 'dass'"):
+        resolve_config({**cfg, "train": {"val_metrics": ["loss", "dass"]}})
 
 
 def test_export_weights_is_slim_and_refuses_overwrite(dataset, tmp_path):
