@@ -86,7 +86,8 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
         out: folder for the metrics' CSV/PNG files (None: write nothing).
         force: overwrite those files when they exist.
         skip_unsupported: record a metric the data cannot support as skipped instead of failing.
-        grid: draw this many shapes with their keypoints into ``out/keypoints.png`` (0: none).
+        grid: draw this many shapes with their keypoints into ``out/keypoints.png`` (0: none;
+            an existing picture is kept unless ``force``).
         log: called with one-line notes (shapes left out, progress).
         options: metric options (threshold, frame, perturbations, levels, seed), passed to
             the metrics whose constructor takes them.
@@ -110,9 +111,7 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
     shapes, predicted = _select(dataset, predictions, pred_path or root, say)
     out_dir = None
     if out is not None:
-        names = [n for m in objects for n in m.file_names()]
-        draws = grid > 0 and "keypoints" in predicted
-        out_dir = check_output_folder(Path(out), names + (["keypoints.png"] if draws else []), force)
+        out_dir = check_output_folder(Path(out), [n for m in objects for n in m.file_names()], force)
 
     ctx = EvalContext(dataset, shapes, predicted, detector, say)
     report = Report(str(root), split, len(shapes), None if pred_path is None else str(pred_path),
@@ -137,7 +136,10 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
             report.files += [str(f) for f in m.write(report.metrics[m.name], out_dir)]
     if not report.metrics:
         raise KptoolError("no metric could be computed: " + "; ".join(f"{k}: {v}" for k, v in report.skipped.items()))
-    if out_dir is not None and grid > 0 and "keypoints" in predicted:
+    # The picture depends on the predictions only, so every metric run on them shares it: drawn
+    # when missing (or with force), kept otherwise.
+    draw = out_dir is not None and grid > 0 and "keypoints" in predicted
+    if draw and (force or not (out_dir / "keypoints.png").exists()):
         from kptool.viz import plot_keypoint_grid
 
         n = min(grid, len(shapes))

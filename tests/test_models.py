@@ -204,7 +204,8 @@ def test_cuda_matches_cpu():
     points = _clouds(4)
     cpu = _model(SkeletonMutual, seed=2)
     gpu = _model(SkeletonMutual, seed=2).cuda()
-    torch.testing.assert_close(gpu.predict({"points": points.cuda()})["keypoints"].cpu(), cpu.predict({"points": points})["keypoints"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gpu.predict({"points": points.cuda()})["keypoints"].cpu(),
+                               cpu.predict({"points": points})["keypoints"], rtol=1e-4, atol=1e-4)
     loss, _ = gpu.training_loss({"points": points.cuda()})
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in gpu.parameters() if p.grad is not None)

@@ -88,5 +88,7 @@ def print_table(title: str, columns: list[tuple[str, str]], rows: list[tuple[str
     for row in rows:
         table.add_row(*row)
     stdout.print(title, soft_wrap=True, highlight=False, markup=False)
-    width = Measurement.get(stdout, stdout.options.update(width=10**6), table).maximum
-    stdout.print(table, width=width, crop=False)
+    wide = Console(width=10**5)
+    width = Measurement.get(wide, wide.options, table).maximum
+    # a console of exactly the table's width (colours as stdout's), whatever the terminal's
+    Console(width=width, force_terminal=stdout.is_terminal, no_color=stdout.no_color).print(table)

@@ -167,7 +167,8 @@ def _run(metrics: list[str], predictions: Optional[Path], data: Path, split: Opt
     title = (f"{report.method or 'predictions'} on {report.dataset} "
              f"({report.num_shapes} shapes, split {report.split})")
     print_table(title, [("metric", "left"), ("value (%)", "right"), ("notes", "left")],
-                [(label, "-" if value is None else f"{100 * value:.2f}", notes) for label, value, notes in report.rows()])
+                [(label, "-" if value is None else f"{100 * value:.2f}", notes)
+                 for label, value, notes in report.rows()])
     for t in report.tables():
         print_table(t.title, t.columns, t.rows)
     info(f"wrote {len(report.files)} files to {out}", quiet)

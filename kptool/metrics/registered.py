@@ -190,8 +190,10 @@ class PartCorrespondence(Metric):
         return [write_csv(out / "part_correspondence.csv", ["keypoint", "ratio"], enumerate(result["per_index"]))]
 
 
-REPEATABILITY_UNITS = {"noise": "noise sigma (prepared frame)", "rotation-up": "rotation about the up axis (degrees)",
-                       "rotation-so3": "rotation about a random axis (degrees)", "decimation": "share of points dropped"}
+REPEATABILITY_UNITS = {"noise": "noise sigma (prepared frame)",
+                       "rotation-up": "rotation about the up axis (degrees)",
+                       "rotation-so3": "rotation about a random axis (degrees)",
+                       "decimation": "share of points dropped"}
 
 
 @register_metric("repeatability")

@@ -11,4 +11,5 @@ from kptool.models.registry import MODELS, build_model, register_model, upgrade_
 from kptool.models.skeleton_merger import SkeletonMerger
 from kptool.models.skeleton_mutual import SkeletonMutual
 
-__all__ = ["MODELS", "Model", "BATCH_FIELDS", "OUTPUT_KINDS", "build_model", "register_model", "upgrade_model_config", "SkeletonMerger", "SkeletonMutual"]
+__all__ = ["MODELS", "Model", "BATCH_FIELDS", "OUTPUT_KINDS", "build_model", "register_model", "upgrade_model_config",
+           "SkeletonMerger", "SkeletonMutual"]
