@@ -38,3 +38,24 @@ def test_errors_name_the_kind_and_the_problem():
         reg.build({"name": "box", "size": 1, "sise": 2})
     with pytest.raises(KptoolError, match="must be a mapping"):
         reg.build("box")
+
+
+def test_kptool_list_prints_every_registry(capsys):
+    import json
+
+    from kptool.cli.main import main
+    from kptool.metrics import METRICS
+    from kptool.models import MODELS
+
+    assert main(["list", "metrics", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in listed] == list(METRICS) and all(e["description"] for e in listed)
+    assert main(["list", "models"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in MODELS)
+    for kind, expected in (("backbones", "pointnet2-msg"), ("losses", "mutual-reconstruction"),
+                           ("presets", "skeleton-mutual-wo-mrec"), ("methods", "harris3d"), ("sources", "shapenet-part")):
+        assert main(["list", kind, "--json"]) == 0
+        assert expected in [e["name"] for e in json.loads(capsys.readouterr().out)]
+    assert main(["list", "nope"]) == 2
+    assert "unknown kind 'nope'" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import detect, eval as eval_cmd, info, prepare, train
+from kptool.cli import detect, eval as eval_cmd, info, listing, prepare, train
 from kptool.cli.common import State, console
 from kptool.errors import KptoolError
 
@@ -24,6 +24,7 @@ app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("info")(info.info)
+app.command("list")(listing.list_entries)
 
 
 def _version(value: bool) -> None:

@@ -12,9 +12,11 @@ from kptool.data.shape import Shape
 from kptool.data.transform import Transform
 from kptool.detect.base import Detector
 from kptool.errors import InputError, KptoolError
+from kptool.baselines import BASELINES
 from kptool.io.predictions import Predictions
 
-METHODS = ("checkpoint", "iss", "harris3d", "fps", "random")
+# "checkpoint" (a trained model) or a classical baseline (kptool.baselines.BASELINES)
+METHODS = ("checkpoint", *BASELINES)
 
 
 def get_detector(method: str = "checkpoint", checkpoint: str | os.PathLike | None = None,
