@@ -59,7 +59,7 @@ def _read_split_lists(files: dict[str, Path], parse) -> dict[str, str]:
     return splits
 
 
-@SOURCES.register("synthetic", "kptool's built-in procedural categories: chair, table, airplane, mug (meshes, parts, keypoints)")
+@SOURCES.register("synthetic", "kptool's built-in procedural categories: chair, table, airplane, mug")
 @dataclass
 class SyntheticSource:
     """kptool's built-in procedural category (``kptool.data.synthetic``)."""
