@@ -216,3 +216,20 @@ def test_predictions_of_every_kind_round_trip_and_version_1_reads(tmp_path):
 
     with pytest.raises(InputError, match="beside"):
         read_predictions(tmp_path / "bad.json")
+
+
+def test_extras_reach_batches_memory_mapped(tmp_path):
+    from kptool.data.batches import batch_to, collate_shapes
+    from kptool.data.prepared import PreparedDataset
+    from kptool.errors import InputError
+
+    shapes = make_dataset(tmp_path / "data", geodesics=True)
+    ds = PreparedDataset(tmp_path / "data", "test")
+    data = ds.torch_dataset(("points", "extras/geodesic_keypoints"))
+    batch = batch_to(collate_shapes([data[i] for i in range(3)]), "cpu")
+    tables = batch["extras/geodesic_keypoints"]
+    assert len(tables) == 3 and all(isinstance(t, np.memmap) for t in tables)   # read only where indexed
+    expected = np.linalg.norm(shapes[1].points[None, [0, 1, 2]] - shapes[1].points[:, None], axis=-1).T
+    np.testing.assert_allclose(tables[1][:, :5], expected[:, :5], rtol=1e-6)
+    with pytest.raises(InputError, match="no 'nope' tables"):
+        ds.torch_dataset(("points", "extras/nope"))

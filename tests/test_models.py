@@ -252,3 +252,30 @@ def test_mutual_with_axis_scale_alignment_trains():
     assert model.training_loss({"points": points})[0].item() < 0.75 * start.item()
     with pytest.raises(KptoolError, match="keypoint_alignment"):
         _model(SkeletonMutual, keypoint_alignment="affine")
+
+
+def test_kptool_01_flat_model_sections_build_the_same_model():
+    """Checkpoints and shipped weights store 0.1's flat model section; it must build the same network and loss."""
+    flat = {"name": "skeleton-mutual", "num_keypoints": 4, **{k: v for k, v in SMALL.items() if k != "backbone"},
+            "set_abstraction": SMALL["backbone"]["set_abstraction"],
+            "feature_propagation": SMALL["backbone"]["feature_propagation"],
+            "offset_weight": 0.02, "self_weight": 0.7, "mutual_weight": 0.3, "keypoint_offset_weight": 2.0}
+    nested = resolve_config({"model": flat})["model"]
+    assert nested["backbone"] == {"name": "pointnet2-msg", **{k: SMALL["backbone"][k] for k in
+                                                             ("set_abstraction", "feature_propagation")}}
+    assert nested["loss"] == {"name": "mutual-reconstruction", "offset_weight": 0.02, "self_weight": 0.7,
+                              "mutual_weight": 0.3, "keypoint_offset_weight": 2.0}
+    torch.manual_seed(3)
+    old = build_model(flat)
+    torch.manual_seed(3)
+    new = build_model(nested)
+    for (ka, va), (kb, vb) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    points = _clouds(4)
+    torch.manual_seed(0)
+    a = old.training_loss({"points": points})
+    torch.manual_seed(0)
+    b = new.training_loss({"points": points})
+    assert a[0].item() == b[0].item() and a[1] == b[1]
+    with pytest.raises(KptoolError, match="does not fit model 'skeleton-merger'"):
+        build_model({"name": "skeleton-merger", "loss": {"name": "mutual-reconstruction"}})

@@ -92,3 +92,25 @@ def test_a_new_family_trains_predicts_and_is_evaluated_through_the_cli(tmp_path,
     code = main(["eval", "das", str(tmp_path / "p.json"), "--data", str(data)])
     err = capsys.readouterr().err
     assert code == 2 and "keypoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_contract_is_checked_when_a_model_registers():
+    import pytest
+
+    from kptool.errors import KptoolError
+
+    class UnknownField(Model):
+        inputs = ("points", "colour")
+
+    class UnknownOutput(Model):
+        outputs = ("heatmaps",)
+
+    with pytest.raises(KptoolError, match="unknown batch field 'colour'"):
+        register_model("test-unknown-field")(UnknownField)
+    with pytest.raises(KptoolError, match="outputs must be among"):
+        register_model("test-unknown-output")(UnknownOutput)
+
+    class WithExtras(Model):
+        inputs = ("points", "extras/geodesic_keypoints")
+
+    assert register_model("test-with-extras")(WithExtras) is WithExtras

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kptool.data.batches import BATCH_FIELDS, EXTRA_PREFIX, check_field  # noqa: F401  (part of the contract)
+from kptool.data.batches import BATCH_FIELDS, check_field  # noqa: F401  (BATCH_FIELDS: part of the contract)
 from kptool.errors import KptoolError
 
 # What a model may return from predict(), by kind; shapes per batch of B shapes.
@@ -36,13 +36,14 @@ OUTPUT_KINDS: dict[str, str] = {
     "class_logits": "(B, C) shape classification scores",
 }
 
+
 def check_contract(cls: type) -> None:
-    """Raise ValueError when a model class declares fields or outputs outside the contract."""
+    """Raise KptoolError when a model class declares fields or outputs outside the contract."""
     for name in (*cls.inputs, *cls.predict_inputs):
         check_field(name, cls.__name__)
     unknown = [k for k in cls.outputs if k not in OUTPUT_KINDS]
     if unknown or not cls.outputs:
-        raise ValueError(f"{cls.__name__}: outputs must be among {', '.join(OUTPUT_KINDS)}, got {cls.outputs}")
+        raise KptoolError(f"{cls.__name__}: outputs must be among {', '.join(OUTPUT_KINDS)}, got {cls.outputs}")
 
 
 class Model(nn.Module):
