@@ -237,6 +237,19 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(dataset, tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 
+def test_a_run_of_kptool_01_resumes(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(resolve_config(tiny_config(epochs=1)), dataset, run, device="cpu")
+    path = run / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    old = ckpt["config"]["train"]
+    del old["val_metrics"], old["best"]
+    old["best_metric"] = "auto"                        # how 0.1 stored the best rule
+    torch.save(ckpt, path)
+    summary = train(resolve_config(ckpt["config"], ["train.epochs=2"]), None, run, device="cpu", resume=True)
+    assert summary["epochs"] == 2 and summary["best"]["metric"] == "das"
+
+
 def test_resume_refuses_config_changes(dataset, tmp_path):
     run = tmp_path / "run"
     train(resolve_config(tiny_config(epochs=1)), dataset, run, device="cpu")
