@@ -9,15 +9,16 @@ nearest re-detected keypoint. See docs/metrics.md.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from kptool.detect.base import Detector
 from kptool.errors import KptoolError
 from kptool.metrics._common import as_points, check_scales, squared_distances
 from kptool.metrics.curve import Curve
+
+if TYPE_CHECKING:   # kptool.detect imports torch: the metrics stay light for the CLI
+    from kptool.detect.base import Detector
 
 PERTURBATIONS = ("noise", "rotation-up", "rotation-so3", "decimation")
 # Levels: noise sigma (prepared-frame units), rotation angle (degrees), share of points dropped.
@@ -50,6 +51,8 @@ def perturb(points: np.ndarray, perturbation: str, level: float,
         else:
             axis = rng.normal(size=3)
             axis /= np.linalg.norm(axis)
+        from scipy.spatial.transform import Rotation   # here: scipy.spatial is slow to import
+
         rot = Rotation.from_rotvec(np.deg2rad(level) * axis).as_matrix()
         p = p @ rot.T
     elif perturbation == "decimation":
