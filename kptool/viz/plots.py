@@ -21,12 +21,14 @@ ELEVATION, AZIMUTH = 20.0, -60.0
 
 
 def keypoint_colors(k: int) -> np.ndarray:
-    """``(k, 3)`` RGB in [0, 1]: colour i always belongs to keypoint index i."""
-    if k <= 10:
-        return np.asarray(plt.get_cmap("tab10").colors[:k])
-    if k <= 20:
-        return np.asarray(plt.get_cmap("tab20").colors[:k])
-    return plt.get_cmap("hsv")(np.arange(k) / k)[:, :3]
+    """``(k, 3)`` RGB in [0, 1]: colour i always belongs to keypoint index i.
+
+    The palette of :func:`kptool.io.writers.keypoint_colors` (coloured PLY files), scaled
+    to matplotlib's [0, 1]: a keypoint has the same colour in every picture and file.
+    """
+    from kptool.io.writers import keypoint_colors as palette
+
+    return palette(k) / 255.0
 
 
 def _check(points: np.ndarray, what: str) -> np.ndarray:
