@@ -114,7 +114,7 @@ def _existing_record(out: Path, item: Item, split: str) -> dict[str, Any] | None
     if not path.is_file():
         return None
     try:
-        shape, _ = prepared.load_shape(path, item.id)
+        shape, _ = prepared.load_prepared_shape(path, item.id)
     except KptoolError:
         return None  # unreadable leftovers are redone
     return _record(shape, split)

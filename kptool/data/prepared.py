@@ -60,8 +60,11 @@ def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> P
     return path
 
 
-def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
-    """Read one prepared shape file."""
+def load_prepared_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
+    """Read one prepared shape file (``shapes/<id>.npz``): the shape and its original-to-prepared transform.
+
+    (:func:`kptool.io.load_shape` reads mesh and point-cloud files.)
+    """
     p = Path(path)
     data = read_npz(p)
     if "points" not in data or "transform" not in data:
@@ -168,7 +171,7 @@ class PreparedDataset:
 
     def __getitem__(self, i: int) -> Shape:
         rec = self.records[i]
-        shape, transform = load_shape(safe_join(self.root, rec["file"]), rec["id"])
+        shape, transform = load_prepared_shape(safe_join(self.root, rec["file"]), rec["id"])
         shape.category = self.category
         shape.meta = {**rec.get("meta", {}), "transform": transform, "split": rec["split"]}
         for name in self.extras:
@@ -207,5 +210,5 @@ class PreparedDataset:
         return TorchShapes(self, fields)
 
 
-__all__ = ["PreparedDataset", "TorchShapes", "collate_shapes", "save_shape", "load_shape", "save_extra",
+__all__ = ["PreparedDataset", "TorchShapes", "collate_shapes", "save_shape", "load_prepared_shape", "save_extra",
            "extra_path", "read_manifest", "write_manifest", "SPLITS", "SHAPE_KEYS"]
