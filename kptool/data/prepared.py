@@ -23,8 +23,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from kptool.data.batches import TorchShapes, collate_shapes, read_npz
-from kptool.data.shape import Shape
-from kptool.data.transform import Transform
+from kptool.core.shape import Shape
+from kptool.core.transform import Transform
 from kptool.errors import InputError
 from kptool.io.atomic import atomic_path, safe_join
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kptool.data.categories import resolve_category, synset_of
-from kptool.data.shape import Shape
+from kptool.core.shape import Shape
 from kptool.registry import Registry
 from kptool.errors import InputError, KptoolError
 

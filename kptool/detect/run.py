@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.transform import Transform
+from kptool.core.shape import Shape
+from kptool.core.transform import Transform
 from kptool.detect.base import Detector
 from kptool.errors import InputError, KptoolError
 from kptool.baselines import BASELINES
