@@ -317,3 +317,21 @@ def test_train_resume_and_detect_on_cuda(dataset, tmp_path):
     gpu, cpu = load_detector(run, device="cuda"), load_detector(run, device="cpu")
     points = torch.rand(64, 3).numpy() * 2 - 1
     torch.testing.assert_close(torch.from_numpy(gpu(points)), torch.from_numpy(cpu(points)), atol=1e-4, rtol=0)
+
+
+def test_presets_inherit_from_a_base(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: skeleton-mutual\nname: mine\nmodel:\n  num_keypoints: 12\n"
+                                        "  loss: {mutual_weight: 0.8}\ntrain: {epochs: 5}\n")
+    (tmp_path / "child.yaml").write_text("base: mine.yaml\nname: child\nmodel: {loss: {name: skeleton-reconstruction}}\n")
+    full, mine = resolve_config("skeleton-mutual"), resolve_config(tmp_path / "mine.yaml")
+    assert mine["model"]["num_keypoints"] == 12 and mine["train"]["epochs"] == 5
+    assert mine["model"]["loss"] == {**full["model"]["loss"], "mutual_weight": 0.8}     # merged key by key
+    assert {k: v for k, v in mine["model"].items() if k not in ("num_keypoints", "loss")} == \
+        {k: v for k, v in full["model"].items() if k not in ("num_keypoints", "loss")}
+    child = resolve_config(tmp_path / "child.yaml")                                    # a base relative to the file
+    assert child["model"]["loss"] == {"name": "skeleton-reconstruction"}               # another name: replaced whole
+    assert child["model"]["num_keypoints"] == 12 and child["name"] == "child"
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(KptoolError, match="cycle"):
+        resolve_config(tmp_path / "a.yaml")
