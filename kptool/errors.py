@@ -26,3 +26,15 @@ class InputError(KptoolError):
 
 class OutputError(KptoolError):
     """An output location cannot be used (exists, not empty, escapes the folder...)."""
+
+
+class InputWarning(UserWarning):
+    """A file was read, but part of it was skipped or it looks unlike what a model expects.
+
+    The CLI prints these as ``warning: <file>: <what>`` lines.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)

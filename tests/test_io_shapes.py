@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 import trimesh
 
-from kptool.errors import InputError, KptoolError
+from kptool.errors import InputError, InputWarning, KptoolError
 from kptool.io import SUFFIXES, load_mesh, load_points, load_shape, read_shapenet_part
 
 CHAIR_ID = "88382b877be91b2a572f8e1c1caad99e"
@@ -121,6 +122,50 @@ def test_obj_polygons_negative_indices_and_slashes(tmp_path):
     vertices, faces = load_mesh(path)
     assert vertices.shape == (5, 3)
     np.testing.assert_array_equal(faces, [[0, 1, 2], [0, 2, 3], [4, 0, 1]])
+
+
+def test_obj_as_real_exporters_write_it(tmp_path):
+    """CRLF, comments, groups, materials (missing .mtl), vertex colours, edges written as 'f' lines."""
+    path = tmp_path / "export.obj"
+    path.write_bytes(b"# Blender export\r\nmtllib missing.mtl\r\no Seat\r\n"
+                     b"v 0 0 0 1.0 0.0 0.0\r\nv 1 0 0 0.0 1.0 0.0\r\nv 1 1 0 0.0 0.0 1.0\r\nv 0 1 0 1 1 1\r\n"
+                     b"vt 0 0\r\ng seat\r\nusemtl wood\r\ns off\r\nf 1/1 2/1 3/1\r\nf 1 2\r\nf 3 3 4\r\n"
+                     b"l 1 2 3\r\np 4\r\nf -4 -2 -1\r\n")
+    with pytest.warns(InputWarning, match=r"export.obj: skipped .*: 2 'f' lines with fewer than 3 distinct"):
+        shape = load_shape(path)
+    np.testing.assert_array_equal(shape.faces, [[0, 1, 2], [0, 2, 3]])
+    np.testing.assert_array_equal(shape.colors, [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]])
+
+
+def test_obj_face_index_beyond_int64(tmp_path):
+    path = tmp_path / "huge.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 99999999999999999999999\n")
+    expect_error(path, "line 4: face index out of range")
+
+
+def test_off_and_ply_faces_of_fewer_than_three_vertices_skipped(tmp_path):
+    off = tmp_path / "edges.off"
+    off.write_text("OFF\n4 3 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n3 0 1 2\n2 0 1\n3 2 2 3\n")
+    with pytest.warns(InputWarning, match="2 faces with fewer than 3 distinct vertices"):
+        assert load_mesh(off)[1].tolist() == [[0, 1, 2]]
+    ply = tmp_path / "flat.ply"
+    trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2], [0, 1, 1]], process=False).export(ply)
+    with pytest.warns(InputWarning, match="1 faces with fewer than 3 distinct vertices"):
+        assert load_mesh(ply)[1].tolist() == [[0, 1, 2]]
+
+
+def test_real_furniture_meshes_all_load(shared_data):
+    """179 artists' OBJ files (edges among faces, several parts, materials): every one reads."""
+    files = sorted((shared_data / "furniture").glob("*/*/model.obj"))
+    if not files:
+        pytest.skip("furniture sample data not found")
+    edges = [shared_data / "furniture" / name / "model.obj" for name in
+             ("chair/kator-legaz-office-chair", "door/kator-legaz-exterior-door-05", "lamp/scopia-little-lamp2")]
+    for f in files[::12] + edges:   # a spread over the classes, and files with edges written as 'f' lines
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputWarning)
+            shape = load_shape(f)
+        assert shape.faces.shape[0] > 0 and shape.faces.max() < len(shape.vertices)
 
 
 # ---------------------------------------------------------------- point clouds

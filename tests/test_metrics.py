@@ -242,10 +242,28 @@ def test_repeatability_hand_worked():
     assert repeatability(_Fixed(), [cloud], "rotation-up", [90.0], scales=[100.0]).y[0] == 1.0
 
 
+def test_repeatability_under_translation_and_scale():
+    """Detected as given, a fixed point is not repeatable once the cloud moves or grows; through the
+    detector's frame (centred, scaled) every detector is, even one that ignores its input."""
+    cloud = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    moves = [0.0, 0.05, 1.0, 100.0]
+    np.testing.assert_allclose(repeatability(_Fixed(), [cloud], "translation", moves).y, [1, 1, 0, 0])
+    np.testing.assert_allclose(repeatability(_Centroid(), [cloud], "translation", moves).y, [1, 1, 1, 1])
+    # scaling about the origin by 2 moves (1, 0, 0) back to (0.5, 0, 0): 0.5 away
+    np.testing.assert_allclose(repeatability(_Fixed(), [cloud], "scale", [1.0, 1.05, 2.0]).y, [1, 1, 0])
+    for pert, levels in (("translation", moves), ("scale", [0.01, 1.0, 100.0])):
+        y = repeatability(_Fixed(), [cloud], pert, levels, normalize="skeleton-merger").y
+        np.testing.assert_allclose(y, np.ones(len(levels)))
+    q, transform = perturb(cloud, "translation", 2.0, np.random.default_rng(3))
+    assert np.linalg.norm(transform.matrix[:3, 3]) == pytest.approx(2.0)
+    np.testing.assert_allclose(q - cloud, np.broadcast_to(transform.matrix[:3, 3], cloud.shape), atol=1e-5)
+
+
 def test_perturbations():
     rng = np.random.default_rng(1)
     p = rng.normal(size=(100, 3))
-    q, rot = perturb(p, "rotation-so3", 30.0, rng)
+    q, transform = perturb(p, "rotation-so3", 30.0, rng)
+    rot = transform.matrix[:3, :3]
     assert Rotation.from_matrix(rot).magnitude() == pytest.approx(np.deg2rad(30))
     np.testing.assert_allclose(q, p @ rot.T, atol=1e-5)
     q, rot = perturb(p, "rotation-up", 45.0, rng)
@@ -254,7 +272,7 @@ def test_perturbations():
     assert len(q) == 75 and len(np.unique(q, axis=0)) == 75
     with pytest.raises(KptoolError):
         perturb(p, "shear", 1.0, rng)
-    assert set(DEFAULT_LEVELS) == {"noise", "rotation-up", "rotation-so3", "decimation"}
+    assert set(DEFAULT_LEVELS) == {"noise", "rotation-up", "rotation-so3", "decimation", "translation", "scale"}
 
 
 def test_part_segmentation_miou_hand_worked():

@@ -14,6 +14,7 @@ from kptool.data.prepare import PrepareOptions, run_prepare
 from kptool.data.prepared import PreparedDataset, collate_shapes
 from kptool.data.sources import FolderSource, KeypointNetSource, ShapeNetPartSource, SyntheticSource
 from kptool.errors import InputError, KptoolError, OutputError
+from kptool.failures import EXIT_SOME_FAILED
 
 
 @pytest.mark.parametrize("category", ["airplane", "chair"])
@@ -164,6 +165,10 @@ def test_failures_are_listed_and_strict_stops(tmp_path):
     assert PreparedDataset(tmp_path / "o").ids == ["good"]
     with pytest.raises(KptoolError, match="nan.npy|few.npy|garbage.ply|empty.obj"):
         run_prepare(FolderSource(str(root)), tmp_path / "o2", PrepareOptions(points=256), strict=True)
+    # on the command line: the run finishes and says that something failed (README "Errors")
+    assert main(["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "o3"), "--points", "256",
+                 "-q"]) == EXIT_SOME_FAILED == 3
+    assert len(json.loads((tmp_path / "o3" / "failures.json").read_text())) == 4
 
 
 def test_output_folder_protection(tmp_path):

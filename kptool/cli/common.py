@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -39,7 +40,7 @@ def _json_default(o: Any):
 
 def info(message: str, quiet: bool = False) -> None:
     if not quiet:
-        console.print(message, highlight=False)
+        console.print(message, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -74,6 +75,54 @@ def run_with_progress(description: str, quiet: bool, work: Callable[[Callable[[i
         except KeyboardInterrupt:
             console.print(f"interrupted: {resume_hint}", highlight=False)
             raise typer.Exit(130)
+
+
+def report_failures(failures: list[dict[str, str]], what: str, listed_in, quiet: bool = False) -> None:
+    """List a run's failed inputs (the first 10) and end with exit code ``EXIT_SOME_FAILED`` when any."""
+    list_failures(failures, what, listed_in, quiet)
+    exit_if_failed(failures)
+
+
+def list_failures(failures: list[dict[str, str]], what: str, listed_in, quiet: bool = False) -> None:
+    """Print how many inputs failed, where they are listed, and the first 10 reasons."""
+    if failures:
+        where = f" (listed in {listed_in})" if listed_in is not None else ""
+        info(f"[yellow]{len(failures)} {what} failed[/]{where}:", quiet)
+        for f in failures[:10]:
+            info(f"  {escape(f['error'])}", quiet)
+        if len(failures) > 10:
+            info(f"  ... and {len(failures) - 10} more", quiet)
+
+
+def exit_if_failed(failures: list) -> None:
+    """Exit with ``EXIT_SOME_FAILED`` (3) when a folder run finished with failed inputs."""
+    import typer
+
+    from kptool.failures import EXIT_SOME_FAILED
+
+    if failures:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@contextmanager
+def show_warnings(quiet: bool = False) -> Iterator[None]:
+    """Print :class:`~kptool.errors.InputWarning` as ``warning: <file>: <what>`` lines, each time it happens."""
+    import warnings
+
+    from kptool.errors import InputWarning
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, InputWarning):
+                info(f"[yellow]warning:[/] {escape(str(message))}", quiet)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always", InputWarning)
+        warnings.showwarning = show
+        yield
 
 
 def print_table(title: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> None:

@@ -43,8 +43,8 @@ CHECKPOINT = typer.Option(None, "--checkpoint", show_default=False,
 KEYPOINTS = typer.Option(None, "--keypoints", "--num-keypoints", "-k", show_default=False,
                          help="Repeatability with --method: keypoints per shape [default: the method's].")
 PERTURBATION = typer.Option(None, "--perturbation", show_default=False,
-                            help="Repeatability: noise, rotation-up, rotation-so3 or decimation; repeat the "
-                                 "option for several [default: all four].")
+                            help="Repeatability: noise, rotation-up, rotation-so3, decimation, translation or "
+                                 "scale; repeat the option for several [default: all].")
 LEVELS = typer.Option(None, "--levels", show_default=False,
                       help="Repeatability: comma-separated levels (noise sigma, degrees, or share dropped) "
                            "[default: per perturbation, see docs/metrics.md].")

@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from kptool.cli.common import info, print_json, run_with_progress
+from kptool.cli.common import exit_if_failed, info, print_json, report_failures, run_with_progress, show_warnings
 from kptool.errors import KptoolError
+from kptool.failures import FAILURES_FILE
 
 app = typer.Typer(help="Prepare shapes into a training set (sampling, FPS, normalisation, splits).",
                   no_args_is_help=True)
@@ -41,23 +42,21 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
         raise KptoolError(f"--splits must look like 0.8,0.1,0.1, got {splits!r}") from None
     options = PrepareOptions(points=points, normalize=normalize, up=up, seed=seed, split_fractions=fractions)
     workers = (os.cpu_count() or 1) if workers == 0 else workers
-    summary = run_with_progress(
-        f"prepare {source.kind}", quiet or as_json,
-        lambda report: run_prepare(source, out, options, workers=workers, strict=strict, force=force, progress=report),
-        f"finished shapes are kept in {out}; run the same command again to resume")
+    with show_warnings(quiet or as_json):
+        summary = run_with_progress(
+            f"prepare {source.kind}", quiet or as_json,
+            lambda report: run_prepare(source, out, options, workers=workers, strict=strict, force=force,
+                                       progress=report),
+            f"finished shapes are kept in {out}; run the same command again to resume")
     if as_json:
         print_json(summary.to_json())
+        exit_if_failed(summary.failed)
         return
     c = summary.counts
     info(f"prepared {summary.prepared} shapes"
          + (f" (+{summary.skipped} from an earlier run)" if summary.skipped else "")
          + f" into {out} in {summary.seconds:.1f}s: train {c['train']}, val {c['val']}, test {c['test']}", quiet)
-    if summary.failed:
-        info(f"[yellow]{len(summary.failed)} shapes failed[/] (listed in {out / 'failures.json'}):", quiet)
-        for f in summary.failed[:10]:
-            info(f"  {f['error']}", quiet)
-        if len(summary.failed) > 10:
-            info(f"  ... and {len(summary.failed) - 10} more", quiet)
+    report_failures(summary.failed, "shapes", out / FAILURES_FILE, quiet)
 
 
 @app.command("synthetic")
@@ -132,11 +131,11 @@ def geodesics(
         f"finished tables are kept in {data}; run the same command again to resume")
     if as_json:
         print_json(summary)
+        exit_if_failed(summary["failed"])
         return
     info(f"geodesics ({method}) in {data}: {summary['computed']} shapes computed, {summary['skipped']} already "
          f"there; tables: {', '.join(summary['tables']) or 'none'}", quiet)
     if summary["unreachable"]:
         info(f"[yellow]{len(summary['unreachable'])} shapes have unreachable points (inf)[/]: "
              f"{', '.join(summary['unreachable'][:5])}", quiet)
-    for f in summary["failed"]:
-        info(f"[yellow]failed[/] {f['id']}: {f['error']}", quiet)
+    report_failures(summary["failed"], "shapes", None, quiet)

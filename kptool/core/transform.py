@@ -114,6 +114,30 @@ def normalization(points: np.ndarray, method: str = "skeleton-merger") -> Transf
     raise KptoolError(f"unknown normalisation {method!r}: expected one of {', '.join(NORMALIZATIONS)}")
 
 
+def canonical_frame(points: np.ndarray) -> Transform:
+    """Bounding-box centre to the origin, diagonal scaled to 1: the ShapeNetCore.v2 convention.
+
+    The sources kptool trains on (ShapeNet, KeypointNet, the built-in procedural
+    shapes) are in this frame before their normalisation, so a raw file brought into
+    it first sits where the training shapes sat, whatever its origin and units.
+    ``points`` ``(N, 3)``, already y-up.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    s = 1.0 / max(float(np.linalg.norm(hi - lo)), 1e-300)
+    return Transform.from_parts(s, offset=-s * (lo + hi) / 2)
+
+
+def detection_frame(points: np.ndarray, normalize: str = "skeleton-merger") -> Transform:
+    """Any y-up ``(N, 3)`` cloud -> a model's frame: :func:`canonical_frame`, then its normalisation.
+
+    The result does not depend on the cloud's position or scale: translating or
+    scaling the input changes the transform, not the cloud it produces.
+    """
+    canonical = canonical_frame(points)
+    return canonical.then(normalization(canonical.apply(np.asarray(points, dtype=np.float64)), normalize))
+
+
 def skeleton_merger_nfact(transform: Transform) -> tuple[float, float]:
     """The reference code's per-shape ``nfact = (max, min)`` for a skeleton-merger transform."""
     s = transform.scale

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kptool.errors import KptoolError
+from kptool.failures import Failures
 from kptool.geodesic import METHODS, UnreachableWarning, distances_to_points
 from kptool.geodesic.cloud import KNN
 from kptool.data.prepared import extra_path, load_prepared_shape, read_manifest, save_extra, write_manifest
@@ -69,12 +70,12 @@ def add_geodesics(root: str | os.PathLike, method: str = "heat", all_pairs: bool
     summary: dict[str, Any] = {"shapes": len(records), "computed": 0, "skipped": 0, "failed": [],
                                "unreachable": [], "tables": tables}
     jobs = [(os.fspath(root), rec, method, all_pairs, force) for rec in records]
+    failures = Failures(strict)
+    summary["failed"] = failures.records
 
     def record(i: int, result: dict[str, Any]) -> None:
         if "error" in result:
-            if strict:
-                raise KptoolError(f"shape {result['id']}: {result['error']}")
-            summary["failed"].append({"id": result["id"], "error": result["error"]})
+            failures.add(result["id"], f"shape {result['id']}", result["error"])
             status = f"{result['id']} failed"
         else:
             summary["computed" if result["written"] else "skipped"] += 1

@@ -33,6 +33,7 @@ from kptool.core.shape import Shape
 from kptool.data.sources import Item, assign_splits
 from kptool.core.transform import NORMALIZATIONS, UP_AXES
 from kptool.errors import KptoolError, OutputError
+from kptool.failures import Failures
 from kptool.io.atomic import safe_join, write_text
 
 STATE = ".kptool-prepare.json"
@@ -191,7 +192,7 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
         else:
             todo.append(it)
     skipped = len(records)
-    failures: list[dict[str, str]] = []
+    failures = Failures(strict)
     done = skipped
     if progress:
         progress(done, len(items), f"{skipped} already done" if skipped else "")
@@ -202,9 +203,7 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
         if result["ok"]:
             records[result["record"]["id"]] = result["record"]
         else:
-            failures.append({k: result[k] for k in ("id", "source", "error")})
-            if strict:
-                raise KptoolError(f"{result['source']}: {result['error'].removeprefix(result['source'] + ': ')}")
+            failures.add(result["id"], result["source"], result["error"])
         if progress:
             progress(done, len(items), f"{len(failures)} failed" if failures else "")
 
@@ -233,7 +232,7 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
 
     ordered = [records[i] for i in ids if i in records]
     counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}
-    write_text(out / prepared.FAILURES, json.dumps(failures, indent=1))
+    failures.write(out / prepared.FAILURES)
     manifest = {
         "format": prepared.FORMAT, "version": prepared.VERSION,
         "source": source.describe(), "category": source.describe().get("category"),
@@ -242,14 +241,14 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
                   "description": "y-up; transform in each shape file maps the original frame to this one"},
         "counts": {**counts, "total": len(ordered), "failed": len(failures)},
         "keypoint_ids": sorted({i for r in ordered for i in r.get("keypoint_ids", [])}),
-        "shapes": ordered, "failures": failures, "extras": {},
+        "shapes": ordered, "failures": failures.records, "extras": {},
         "software": software_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     manifest.update(_category_tables(source))
     prepared.write_manifest(out, manifest)
     return PrepareSummary(out=str(out), total=len(items), prepared=len(ordered) - skipped, skipped=skipped,
-                          failed=failures, counts=counts, seconds=round(time.perf_counter() - start, 2))
+                          failed=failures.records, counts=counts, seconds=round(time.perf_counter() - start, 2))
 
 
 def _category_tables(source) -> dict[str, Any]:

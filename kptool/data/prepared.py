@@ -26,12 +26,13 @@ from kptool.data.batches import TorchShapes, collate_shapes, read_npz
 from kptool.core.shape import Shape
 from kptool.core.transform import Transform
 from kptool.errors import InputError
+from kptool.failures import FAILURES_FILE
 from kptool.io.atomic import atomic_path, safe_join
 
 FORMAT = "kptool-prepared"
 VERSION = 1
 MANIFEST = "manifest.json"
-FAILURES = "failures.json"
+FAILURES = FAILURES_FILE
 SPLITS = ("train", "val", "test")
 
 # Optional Shape fields saved under the same name in a shape file.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from kptool.core.shape import Shape
-from kptool.core.transform import Transform, normalization, up_rotation
+from kptool.core.transform import Transform, canonical_frame, normalization, up_rotation
 from kptool.errors import InputError
 
 DEFAULT_POINTS = 2048
@@ -78,7 +78,8 @@ def transform_plane(plane: np.ndarray, transform: Transform) -> np.ndarray:
 
 
 def prepare_shape(shape: Shape, points: int = DEFAULT_POINTS, normalize: str = "skeleton-merger",
-                  up: str = "y", seed: int = 0, oversample: int = DEFAULT_OVERSAMPLE) -> tuple[Shape, Transform]:
+                  up: str = "y", seed: int = 0, oversample: int = DEFAULT_OVERSAMPLE,
+                  canonical: bool = False) -> tuple[Shape, Transform]:
     """Prepare one shape; returns ``(prepared shape, transform original -> prepared)``.
 
     The prepared shape has ``points (points, 3)`` float32 and, where the input
@@ -88,10 +89,15 @@ def prepare_shape(shape: Shape, points: int = DEFAULT_POINTS, normalize: str = "
     of the nearest one when it was not kept; ``meta["keypoints_on_points"]``
     says which), the symmetry plane and pairs. Raises :class:`InputError` for
     empty or non-finite input and for clouds with fewer than ``points`` points.
+
+    ``canonical`` first brings the shape into :func:`~kptool.data.transform.canonical_frame`
+    (bounding box centred, unit diagonal), so that the result is the same wherever
+    the file's origin is and whatever its units: what ``kptool detect`` does with raw
+    files. ``kptool prepare`` keeps the source's own frame (the reference code's).
     """
     check_finite(shape)
     src = shape.meta.get("source")
-    rot = Transform.from_parts(rotation=up_rotation(up))
+    frame = Transform.from_parts(rotation=up_rotation(up))
     labels = shape.point_labels
     normals = shape.normals
     colors = shape.colors
@@ -107,10 +113,12 @@ def prepare_shape(shape: Shape, points: int = DEFAULT_POINTS, normalize: str = "
         dense = np.asarray(shape.points, dtype=np.float64)
         if len(dense) < points:
             raise InputError(src, f"has {len(dense)} points, fewer than the {points} asked for (use --points)")
-    keep = np.arange(len(dense)) if len(dense) == points else fps_indices(rot.apply(dense), points)
+    if canonical:
+        frame = frame.then(canonical_frame(frame.apply(dense)))
+    keep = np.arange(len(dense)) if len(dense) == points else fps_indices(frame.apply(dense), points)
 
-    sampled = rot.apply(dense[keep])
-    transform = rot.then(normalization(sampled, normalize))
+    sampled = frame.apply(dense[keep])
+    transform = frame.then(normalization(sampled, normalize))
     out = Shape(points=transform.apply(dense[keep]).astype(np.float32), id=shape.id, category=shape.category,
                 meta={**shape.meta, "up": up, "normalize": normalize})
     linear = transform.matrix[:3, :3] / transform.scale

@@ -16,16 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from kptool.data.categories import resolve_category, synset_of
 from kptool.core.shape import Shape
-from kptool.registry import Registry
+from kptool.data.categories import resolve_category, synset_of
 from kptool.errors import InputError, KptoolError
+from kptool.registry import Registry
 
 # What `kptool prepare <source>` reads, by name (`kptool list sources`).
 SOURCES = Registry("prepare source")
-
-MESH_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb", ".gltf")
-CLOUD_SUFFIXES = (".pcd", ".xyz", ".txt", ".pts", ".npy", ".npz")
 
 
 @dataclass(frozen=True)
@@ -306,11 +303,11 @@ class FolderSource:
 
     def items(self) -> list[Item]:
         root = _require_dir(Path(self.root), "input folder")
-        suffixes = MESH_SUFFIXES + CLOUD_SUFFIXES
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        from kptool.io.shapes import SUFFIXES, shape_files
+
+        files = shape_files(root)
         if not files:
-            raise InputError(root, f"no shape files found (looked for {', '.join(suffixes)})")
+            raise InputError(root, f"no shape files found (looked for {', '.join(SUFFIXES)})")
         items, seen = [], set()
         for f in files:
             rel = f.relative_to(root)

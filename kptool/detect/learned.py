@@ -25,10 +25,12 @@ class CheckpointDetector:
         num_keypoints: K.
         num_points: points per cloud the model was trained on (``data.points``).
         normalize: normalisation of the training data; raw inputs must get the same.
+        category: the category the weights were made for, when known (weights files).
         config: the resolved training config.
     """
 
     ordered = True
+    category: str | None = None
 
     def __init__(self, model: torch.nn.Module, config: dict[str, Any], device: torch.device,
                  normalize: str = "skeleton-merger", batch_size: int = 16):
@@ -97,7 +99,9 @@ def load_detector(checkpoint_or_run: str | os.PathLike, device: str | torch.devi
         raise InputError(path, f"weights do not fit model {ckpt['config']['model'].get('name')!r} "
                                f"({str(e).splitlines()[0]})") from None
     normalize = ckpt.get("frame", {}).get("normalize", "skeleton-merger")
-    return CheckpointDetector(model, ckpt["config"], dev, normalize=normalize, batch_size=batch_size)
+    detector = CheckpointDetector(model, ckpt["config"], dev, normalize=normalize, batch_size=batch_size)
+    detector.category = ckpt.get("meta", {}).get("category")   # checks raw inputs' proportions against it
+    return detector
 
 
 def weights_folder():

@@ -13,6 +13,7 @@ from kptool.core.transform import Transform
 from kptool.detect.base import Detector
 from kptool.errors import InputError, KptoolError
 from kptool.baselines import BASELINES
+from kptool.failures import Failures
 from kptool.io.predictions import Predictions
 
 # "checkpoint" (a trained model) or a classical baseline (kptool.baselines.BASELINES)
@@ -76,32 +77,41 @@ class Detection:
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:
-    """A file as given; for a folder every shape file below it that kptool reads, sorted."""
-    from kptool.io import SUFFIXES
+    """A file as given; for a folder every shape file below it that kptool reads, sorted (see ``shape_files``)."""
+    from kptool.io.shapes import SUFFIXES, shape_files
 
     p = Path(path)
     if p.is_file():
         return [p]
     if not p.exists():
         raise InputError(p, "no such file or folder")
-    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+    files = shape_files(p)
     if not files:
         raise InputError(p, f"no shape files in this folder (looked for {', '.join(SUFFIXES)})")
     return files
 
 
 def detect_files(detector: Detector, files: list[Path], points: int | None = None, normalize: str | None = None,
-                 up: str = "y", seed: int = 0, chunk: int = 64) -> list[Detection]:
-    """Read, prepare (as ``kptool prepare`` does), detect, and map keypoints back to each file's frame.
+                 up: str = "y", seed: int = 0, chunk: int = 64, failures: Failures | None = None) -> list[Detection]:
+    """Read, bring into the model's frame, detect, and map keypoints back to each file's frame.
+
+    Each shape is prepared as ``kptool prepare`` does, after first being brought into
+    :func:`~kptool.data.transform.canonical_frame` (bounding box centred, unit
+    diagonal, ``up`` rotated to y), so that keypoints follow the shape, not the
+    file's origin or units. Files that look unlike the training data get an
+    :class:`~kptool.errors.InputWarning` (see :func:`kptool.detect.checks.check_input`).
 
     Args:
         points: points per cloud; default the detector's training ``num_points``, else 2048.
+            A cloud with fewer points is used whole.
         normalize: normalisation; default the detector's training one, else ``skeleton-merger``.
         up: the files' up axis (``y`` or ``z``).
         chunk: files prepared and detected at a time (bounds memory on big folders).
+        failures: collects files that cannot be read or prepared, and the run goes on;
+            without it the first such file raises :class:`InputError`.
     """
-    from kptool.data.preprocess import DEFAULT_POINTS, prepare_shape
-    from kptool.io import load_shape
+    from kptool.data.preprocess import DEFAULT_POINTS
+    from kptool.detect.checks import check_input
 
     points = points or getattr(detector, "num_points", DEFAULT_POINTS)
     normalize = normalize or getattr(detector, "normalize", "skeleton-merger")
@@ -109,18 +119,35 @@ def detect_files(detector: Detector, files: list[Path], points: int | None = Non
     for start in range(0, len(files), chunk):
         batch = []
         for f in files[start:start + chunk]:
-            shape = load_shape(f, up=up)
             try:
-                prepared, transform = prepare_shape(shape, points=points, normalize=normalize, up=up, seed=seed)
+                batch.append(_prepare_file(f, points, normalize, up, seed))
             except InputError as e:
-                raise InputError(f, e.problem) from None
-            batch.append((f, shape, prepared, transform))
+                if failures is None:
+                    raise
+                failures.add(f.as_posix(), f, str(e))
+                continue
+            check_input(f, batch[-1][2], detector, points)
         found = detector.detect_batch([b[2].points for b in batch])
         for (f, shape, prepared, transform), kp in zip(batch, found):
             kp = np.asarray(kp, dtype=np.float32)
             out.append(Detection(f, transform.apply_inverse(kp).astype(np.float32), prepared, kp, transform,
                                  np.asarray(shape.points)))
     return out
+
+
+def _prepare_file(f: Path, points: int, normalize: str, up: str, seed: int) -> tuple[Path, Shape, Shape, Transform]:
+    from kptool.data.preprocess import prepare_shape
+    from kptool.io import load_shape
+
+    shape = load_shape(f, up=up)
+    if not shape.has_mesh:
+        points = min(points, len(shape.points))   # a small cloud is used whole (check_input warns)
+    try:
+        prepared, transform = prepare_shape(shape, points=points, normalize=normalize, up=up, seed=seed,
+                                            canonical=True)
+    except InputError as e:
+        raise InputError(f, e.problem) from None
+    return f, shape, prepared, transform
 
 
 def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "test") -> Predictions:

@@ -27,6 +27,11 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     return p
 
 
+def check_outputs(paths, overwrite: bool = False) -> list[Path]:
+    """:func:`check_writable` for every output of a command, before it writes any of them."""
+    return [check_writable(p, overwrite) for p in paths]
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path; on success rename it to ``path``.

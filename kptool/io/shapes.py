@@ -9,11 +9,15 @@ Formats (chosen by the file's suffix, case-insensitive):
   ``.xyz``/``.txt``/``.pts`` text, ``.npy`` and ``.npz``.
 
 Vertices and faces keep the file's order (no merging of duplicate vertices, no
-removal of degenerate faces), because annotations index them: KeypointNet's
+removal of zero-area faces), because annotations index them: KeypointNet's
 ``mesh_info.face_index`` counts the faces of the ShapeNet ``.obj``/``.ply`` in file
 order, and TOSCA's ground-truth maps index the ``.off`` vertices. ``.obj`` is
 parsed here because trimesh regroups its faces by material, ``.off`` because
 trimesh reads a truncated one silently; the other formats go through trimesh.
+Faces with fewer than three distinct vertices (edges and points that exporters
+write as faces) are skipped with one :class:`~kptool.errors.InputWarning` per file
+giving the count; OBJ ``l``/``p`` elements, groups and materials are ignored and
+``.mtl`` files and textures never opened.
 
 Text clouds: one point per line, values separated by whitespace or commas, ``#``
 starts a comment. Columns 1-3 are x y z. Each further group of three columns
@@ -40,7 +44,7 @@ import numpy as np
 
 from kptool.data.shape import Shape
 from kptool.data.transform import up_rotation
-from kptool.errors import InputError
+from kptool.errors import InputError, InputWarning
 from kptool.io.pcd import read_pcd
 
 MESH_SUFFIXES = (".obj", ".off", ".stl", ".glb", ".gltf")
@@ -106,6 +110,41 @@ def load_points(path: str | os.PathLike, up: str | None = None) -> Shape:
     return replace(load_shape(path, up), vertices=None, faces=None)
 
 
+def shape_files(folder: str | os.PathLike) -> list[Path]:
+    """Every file below ``folder`` that kptool reads as a shape, sorted; hidden files and folders skipped.
+
+    Artists' folders hold licences and notes beside the models: a ``.txt`` file is
+    taken only when its first data line starts with a number (it is a point table);
+    the others are left out, counted in one :class:`~kptool.errors.InputWarning`.
+    """
+    root = Path(folder)
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = [p for p in found if p.suffix.lower() != ".txt" or _looks_like_point_table(p)]
+    if len(files) < len(found):
+        warnings.warn(InputWarning(root, f"left out {len(found) - len(files)} .txt files that are not point "
+                                         f"tables (e.g. {found[[f in files for f in found].index(False)].name})"),
+                      stacklevel=2)
+    return files
+
+
+def _looks_like_point_table(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return True   # unreadable: let the reader report it
+    for line in head.splitlines():
+        tokens = line.split("#", 1)[0].replace(",", " ").split()
+        if tokens:
+            try:
+                float(tokens[0])
+                return True
+            except ValueError:
+                return False
+    return True   # empty: the reader says so
+
+
 def existing_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path, or :class:`InputError` when it is missing or a folder."""
     p = Path(path)
@@ -132,30 +171,72 @@ def _read_text(p: Path, what: str) -> str:
 
 
 def _read_obj(p: Path) -> dict[str, np.ndarray]:
-    """``v`` and ``f`` lines in file order; polygons are fanned into triangles like trimesh does."""
+    """``v`` and ``f`` lines in file order; polygons are fanned into triangles like trimesh does.
+
+    ``f`` lines with fewer than three distinct vertices (edges and points written as
+    faces) are skipped and counted in one :class:`~kptool.errors.InputWarning`; ``l``
+    and ``p`` elements (lines and points, never surfaces) are ignored, as are
+    ``vt``/``vn``, groups, objects and materials (``.mtl`` files and textures are
+    never opened). ``v x y z r g b`` vertex colours are kept when every vertex has them.
+    """
     vertices: list[list[float]] = []
+    colors: list[list[float]] = []
     faces: list[tuple[int, int, int]] = []
+    skipped = {"'f' lines with fewer than 3 distinct vertices": 0}
     for lineno, line in enumerate(_read_text(p, "OBJ").splitlines(), 1):
         tokens = line.split()
         if not tokens or tokens[0] not in ("v", "f"):
-            continue  # normals, texture coordinates, groups, materials, lines: not needed
+            # normals, texture coordinates, groups, objects, materials, smoothing, comments, and
+            # 'l'/'p' elements: lines and points by definition, so leaving them out loses no surface
+            continue
         try:
             if tokens[0] == "v":
-                vertices.append([float(t) for t in tokens[1:4]])
-                if len(vertices[-1]) != 3:
+                values = [float(t) for t in tokens[1:7]]
+                if len(values) < 3:
                     raise ValueError
+                vertices.append(values[:3])
+                if len(values) == 6:
+                    colors.append(values[3:])
                 continue
             # "f 1/1/1 2/2/1 3/3/1": the vertex index comes before the first slash;
             # negative indices count back from the last vertex read so far.
             index = [int(t.split("/", 1)[0]) for t in tokens[1:]]
-            if len(index) < 3 or 0 in index:
+            if 0 in index:
                 raise ValueError
         except ValueError:
             raise InputError(p, f"line {lineno}: malformed OBJ '{tokens[0]}' line: {line.strip()[:60]!r}") from None
         index = [i - 1 if i > 0 else len(vertices) + i for i in index]
+        if len(set(index)) < 3:
+            skipped["'f' lines with fewer than 3 distinct vertices"] += 1
+            continue
+        if max(map(abs, index)) >= 1 << 62:
+            # Range is checked once all vertices are read (see _to_shape); an index beyond int64 would overflow first.
+            raise InputError(p, f"line {lineno}: face index out of range: {line.strip()[:60]!r}")
         faces.extend((index[0], index[k], index[k + 1]) for k in range(1, len(index) - 1))
-    return {"points": np.array(vertices, dtype=np.float64).reshape(-1, 3),
-            "faces": np.array(faces, dtype=np.int64).reshape(-1, 3)}
+    _warn_skipped(p, skipped)
+    out = {"points": np.array(vertices, dtype=np.float64).reshape(-1, 3),
+           "faces": _index_array(p, faces)}
+    if colors and len(colors) == len(vertices):
+        rgb = np.array(colors, dtype=np.float64)
+        if np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 255:
+            # Exporters write 0..1 floats (Blender, MeshLab) or, rarely, 0..255 integers.
+            out["colors"] = np.round(rgb * 255 if rgb.max() <= 1 else rgb).astype(np.uint8)
+    return out
+
+
+def _index_array(p: Path, faces: list[tuple[int, int, int]]) -> np.ndarray:
+    """``(F, 3)`` int64 faces; an index beyond int64 is a clean error, not an OverflowError."""
+    try:
+        return np.array(faces, dtype=np.int64).reshape(-1, 3)
+    except OverflowError:
+        raise InputError(p, "face index out of range (larger than any mesh can have)") from None
+
+
+def _warn_skipped(p: Path, skipped: dict[str, int]) -> None:
+    """One warning naming the file and how many of each kind of element were skipped."""
+    counts = [f"{n} {what}" for what, n in skipped.items() if n]
+    if counts:
+        warnings.warn(InputWarning(p, f"skipped what is not a surface triangle: {', '.join(counts)}"), stacklevel=3)
 
 
 def _read_off(p: Path) -> dict[str, np.ndarray]:
@@ -180,15 +261,20 @@ def _read_off(p: Path) -> dict[str, np.ndarray]:
                                 f"the file has {len(body)} data lines")
         vertices = np.array([tokens[:3] for tokens in body[:n_vertices]], dtype=np.float64).reshape(-1, 3)
         faces = []
+        skipped = 0
         for tokens in body[n_vertices:n_vertices + n_faces]:
             index = [int(t) for t in tokens[1:1 + int(tokens[0])]]  # colour values may follow
-            if len(index) < 3 or len(index) != int(tokens[0]):
+            if len(index) != int(tokens[0]):
                 raise ValueError
+            if len(set(index)) < 3:
+                skipped += 1
+                continue
             faces.extend((index[0], index[k], index[k + 1]) for k in range(1, len(index) - 1))
     except (ValueError, IndexError):
         raise InputError(p, "malformed OFF data (expected 'V F E' counts, V lines 'x y z', "
                             "F lines 'n i1 ... in')") from None
-    return {"points": vertices, "faces": np.array(faces, dtype=np.int64).reshape(-1, 3)}
+    _warn_skipped(p, {"faces with fewer than 3 distinct vertices": skipped})
+    return {"points": vertices, "faces": _index_array(p, faces)}
 
 
 def _read_trimesh(p: Path, suffix: str) -> dict[str, np.ndarray]:
@@ -214,7 +300,10 @@ def _read_trimesh(p: Path, suffix: str) -> dict[str, np.ndarray]:
     if suffix == ".ply":
         _check_ply_counts(p, len(out["points"]), len(getattr(loaded, "faces", ())))
     if isinstance(loaded, trimesh.Trimesh):
-        out["faces"] = np.asarray(loaded.faces, dtype=np.int64)
+        faces = np.asarray(loaded.faces, dtype=np.int64).reshape(-1, 3)
+        flat = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+        _warn_skipped(p, {"faces with fewer than 3 distinct vertices": int(flat.sum())})
+        out["faces"] = faces[~flat]
         if loaded.visual.kind == "vertex":
             out["colors"] = np.asarray(loaded.visual.vertex_colors)[:, :3]
         return out

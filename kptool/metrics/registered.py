@@ -193,7 +193,8 @@ class PartCorrespondence(Metric):
 REPEATABILITY_UNITS = {"noise": "noise sigma (prepared frame)",
                        "rotation-up": "rotation about the up axis (degrees)",
                        "rotation-so3": "rotation about a random axis (degrees)",
-                       "decimation": "share of points dropped"}
+                       "decimation": "share of points dropped", "translation": "translation (prepared frame)",
+                       "scale": "scale factor"}
 
 
 @register_metric("repeatability")
@@ -203,7 +204,7 @@ class Repeatability(Metric):
     Args:
         threshold: largest distance a keypoint may move.
         frame: frame distances are measured in (default prepared).
-        perturbations: some of noise, rotation-up, rotation-so3, decimation (default all).
+        perturbations: some of :data:`kptool.metrics.PERTURBATIONS` (default all).
         levels: levels of the one perturbation (default per perturbation, docs/metrics.md).
         seed: seeds the perturbations.
     """
@@ -233,7 +234,8 @@ class Repeatability(Metric):
         for p in self.perturbations:
             ctx.log(f"repeatability under {p} ({len(ctx.shapes)} shapes)...")
             curve = repeatability(detector, [s.points for s in ctx.shapes], p, self.levels, self.threshold, self.seed,
-                                  scales=_scales(ctx.shapes, self.frame))
+                                  scales=_scales(ctx.shapes, self.frame),
+                                  normalize=getattr(detector, "normalize", "skeleton-merger"))
             result[p] = curve_json(curve, "level", "repeatability")
         return result
 
