@@ -59,3 +59,23 @@ def test_kptool_list_prints_every_registry(capsys):
         assert expected in [e["name"] for e in json.loads(capsys.readouterr().out)]
     assert main(["list", "nope"]) == 2
     assert "unknown kind 'nope'" in capsys.readouterr().err
+
+
+def test_short_flags_mean_the_same_option_in_every_command():
+    import typer
+
+    from kptool.cli.main import app
+
+    meaning: dict[str, set[str]] = {}
+
+    def walk(cmd) -> None:
+        for param in cmd.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            for short in (o for o in param.opts if o.startswith("-") and not o.startswith("--")):
+                meaning.setdefault(short, set()).add(longs[0])
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(typer.main.get_command(app))
+    assert {s: m for s, m in meaning.items() if len(m) > 1} == {}
+    assert meaning["-c"] == {"--category"} and meaning["-k"] == {"--keypoints"} and meaning["-m"] == {"--method"}

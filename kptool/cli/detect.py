@@ -17,11 +17,11 @@ PNG_GRID_MAX = 16   # shapes drawn in the PNG of a folder or dataset
 
 def detect(
     input: Path = typer.Argument(..., help="Mesh or point cloud file, a folder of them, or a prepared dataset."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Run folder or .pt checkpoint/"
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Run folder or .pt checkpoint/"
                                               "weights file."),
-    category: Optional[str] = typer.Option(None, "--category", help="Use the default weights of a built-in "
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Use the default weights of a built-in "
                                            "category."),
-    method: str = typer.Option("checkpoint", "--method", help="checkpoint (trained model) or a classical "
+    method: str = typer.Option("checkpoint", "--method", "-m", help="checkpoint (trained model) or a classical "
                                "detector: iss, harris3d, fps, random."),
     keypoints: Optional[int] = typer.Option(None, "--keypoints", "-k", help="Keypoints per shape (classical "
                                             "methods)."),
