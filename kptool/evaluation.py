@@ -111,7 +111,9 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
     shapes, predicted = _select(dataset, predictions, pred_path or root, say)
     out_dir = None
     if out is not None:
-        out_dir = check_output_folder(Path(out), [n for m in objects for n in m.file_names()], force)
+        # the files of the metrics that can run here (a skipped metric writes nothing)
+        runs = [m for m in objects if ((detector is not None) if m.redetects else (m.kind in predicted))]
+        out_dir = check_output_folder(Path(out), [n for m in runs for n in m.file_names()], force)
 
     ctx = EvalContext(dataset, shapes, predicted, detector, say)
     report = Report(str(root), split, len(shapes), None if pred_path is None else str(pred_path),
