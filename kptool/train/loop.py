@@ -302,6 +302,9 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                 if info.is_main and val_set is not None and (epoch % tcfg["val_every"] == 0 or last_epoch):
                     record["val"] = validate(model, val_set, dev, tcfg["batch_size"], tcfg["val_metrics"])
                     rule = _best_rule(tcfg["best"], record["val"])
+                    if rule is not tcfg["best"] and not any("val" in r for r in history):   # once: first validation
+                        say(f"note: validation gives no {tcfg['best']['metric']!r} (values: "
+                            f"{', '.join(record['val'])}); best.pt follows the validation loss")
                     if rule["metric"] in record["val"] and _is_better(record["val"][rule["metric"]], best,
                                                                       rule["mode"]):
                         best = {"metric": rule["metric"], "value": record["val"][rule["metric"]], "epoch": epoch}
