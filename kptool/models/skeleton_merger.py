@@ -17,6 +17,7 @@ Every value here defaults to the authors' code (``merger/merger_net.py``).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -39,6 +40,10 @@ def move_legacy_keys(section: dict[str, Any], backbone: str, loss: str, loss_key
     out = dict(section)
     if "backbone" not in out:
         out["backbone"] = {"name": backbone, **{k: out.pop(k) for k in LEGACY_BACKBONE_KEYS if k in out}}
+        # kptool 0.1's encoder interpolated features with weights 1/d: a backbone with the
+        # option keeps that for configs written before it existed
+        if "interpolation_power" in inspect.signature(BACKBONES.get(backbone)).parameters:
+            out["backbone"].setdefault("interpolation_power", 1)
     if "loss" not in out:
         out["loss"] = {"name": loss, **{k: out.pop(k) for k in loss_keys if k in out}}
     return out
