@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -181,7 +182,7 @@ class PreparedDataset:
                 shape.extras[name] = np.load(path, allow_pickle=False)
         return shape
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
         """Categories of the whole dataset, sorted: ``class_label`` is an index into this list."""
         names = {r.get("category") or self.category or "" for r in self.manifest["shapes"]}
