@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import detect, eval as eval_cmd, info, listing, prepare, train
+from kptool.cli import detect, eval as eval_cmd, info, listing, prepare, render, train
 from kptool.cli.common import State, console
 from kptool.errors import KptoolError
 
@@ -25,6 +25,8 @@ app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("info")(info.info)
 app.command("list")(listing.list_entries)
+app.command("render")(render.render)
+app.command("refine-camera")(render.refine_camera)
 
 
 def _version(value: bool) -> None:

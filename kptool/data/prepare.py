@@ -121,8 +121,13 @@ def _existing_record(out: Path, item: Item, split: str) -> dict[str, Any] | None
     return _record(shape, split)
 
 
-def _check_output(out: Path, state: dict[str, Any], force: bool) -> bool:
-    """Make ``out`` ready; returns True when resuming an unfinished run."""
+def check_output(out: Path, state: dict[str, Any], force: bool, state_file: str = STATE,
+                 owned: tuple[str, ...] = ("shapes", "extras", prepared.MANIFEST, prepared.FAILURES)) -> bool:
+    """Make ``out`` ready for a resumable job; returns True when resuming an unfinished run.
+
+    ``state_file`` in ``out`` records the job's arguments; ``owned`` are the folders and
+    files the job writes (removed, with the state file, by ``force``).
+    """
     if not out.exists():
         return False
     if not out.is_dir():
@@ -130,7 +135,7 @@ def _check_output(out: Path, state: dict[str, Any], force: bool) -> bool:
     entries = [p.name for p in out.iterdir()]
     if not entries:
         return False
-    state_path = out / STATE
+    state_path = out / state_file
     if not state_path.is_file():
         raise OutputError(f"{out}: already holds files that are not a kptool dataset; use an empty or new --out folder")
     try:
@@ -140,13 +145,67 @@ def _check_output(out: Path, state: dict[str, Any], force: bool) -> bool:
     if old == state and not force:
         return True
     if not force:
-        raise OutputError(f"{out}: holds a dataset prepared with other arguments; use a new --out folder, "
+        raise OutputError(f"{out}: holds a dataset made with other arguments; use a new --out folder, "
                           f"or --force to replace it")
-    for name in ("shapes", "extras"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    for name in (prepared.MANIFEST, prepared.FAILURES, STATE):
-        (out / name).unlink(missing_ok=True)
+    for name in (*owned, state_file):
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return False
+
+
+def run_jobs(job: Callable[..., dict[str, Any]], args: list[tuple], workers: int,
+             handle: Callable[[dict[str, Any]], None]) -> None:
+    """``handle(job(*a))`` for every ``a`` in ``args``, in worker processes when ``workers > 1``."""
+    if workers <= 1 or len(args) <= 1:
+        for a in args:
+            handle(job(*a))
+        return
+    # spawn, not fork: forking a process that already runs torch/numba thread pools can hang.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = set()
+        try:
+            # Keep a bounded number of tasks in flight so Ctrl-C stops promptly.
+            for a in args:
+                pending.add(pool.submit(job, *a))
+                if len(pending) >= 4 * workers:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        handle(f.result())
+            for f in pending:
+                handle(f.result())
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+
+class Tally:
+    """The results of a resumable job as they come in: records by id, failures, progress.
+
+    ``records`` starts with what an earlier run finished; a job result is
+    ``{"ok": True, "record": {...}}`` or ``{"ok": False, "id", "error"[, "source"]}``
+    (``source`` defaults to the id); failures go to a :class:`~kptool.failures.Failures`,
+    which raises on the first one when ``strict``.
+    """
+
+    def __init__(self, total: int, records: dict[str, dict[str, Any]], progress: Progress | None, strict: bool):
+        self.total, self.records, self.progress = total, records, progress
+        self.failures = Failures(strict)
+        self.skipped = self.done = len(records)
+        if progress:
+            progress(self.done, total, f"{self.skipped} already done" if self.skipped else "")
+
+    def __call__(self, result: dict[str, Any]) -> None:
+        self.done += 1
+        if result["ok"]:
+            self.records[result["record"]["id"]] = result["record"]
+        else:
+            self.failures.add(result["id"], result.get("source", result["id"]), result["error"])
+        if self.progress:
+            self.progress(self.done, self.total, f"{len(self.failures)} failed" if self.failures else "")
 
 
 def software_versions() -> dict[str, str]:
@@ -176,7 +235,7 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
         raise KptoolError("the source lists the same shape id twice")
     splits = assign_splits(items, options.split_fractions, options.seed)
     state = {"format": prepared.FORMAT, "source": source.describe(), "options": options.to_json()}
-    resuming = _check_output(out, state, force)
+    resuming = check_output(out, state, force)
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         write_text(out / STATE, json.dumps(state, sort_keys=True))
@@ -191,44 +250,10 @@ def run_prepare(source, out: str | Path, options: PrepareOptions, workers: int =
             records[it.id] = rec
         else:
             todo.append(it)
-    skipped = len(records)
-    failures = Failures(strict)
-    done = skipped
-    if progress:
-        progress(done, len(items), f"{skipped} already done" if skipped else "")
+    tally = Tally(len(items), records, progress, strict)
+    skipped, failures = tally.skipped, tally.failures
 
-    def handle(result: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
-        if result["ok"]:
-            records[result["record"]["id"]] = result["record"]
-        else:
-            failures.add(result["id"], result["source"], result["error"])
-        if progress:
-            progress(done, len(items), f"{len(failures)} failed" if failures else "")
-
-    if workers <= 1 or len(todo) <= 1:
-        for it in todo:
-            handle(_prepare_one(source, it, splits[it.id], options, str(out)))
-    else:
-        # spawn, not fork: forking a process that already runs torch/numba thread pools can hang.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending = set()
-            queue = iter(todo)
-            try:
-                # Keep a bounded number of tasks in flight so Ctrl-C stops promptly.
-                for it in queue:
-                    pending.add(pool.submit(_prepare_one, source, it, splits[it.id], options, str(out)))
-                    if len(pending) >= 4 * workers:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in finished:
-                            handle(f.result())
-                for f in pending:
-                    handle(f.result())
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
+    run_jobs(_prepare_one, [(source, it, splits[it.id], options, str(out)) for it in todo], workers, tally)
 
     ordered = [records[i] for i in ids if i in records]
     counts = {s: sum(r["split"] == s for r in ordered) for s in prepared.SPLITS}

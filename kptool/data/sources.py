@@ -154,12 +154,14 @@ class KeypointNetSource:
             shape.meta["points_source"] = "cloud"
             if item.extra["mesh"]:
                 shape.vertices, shape.faces = load_mesh(item.extra["mesh"])
+                shape.meta["mesh"] = _mesh_path(item.extra["mesh"])
         else:
             # Mesh only: keypoints by their xyz (ShapeNetCore.v2 frame = the mesh's); no cloud indices.
             shape = load_shape(item.extra["mesh"])
             shape.keypoints = ann.keypoints.astype(np.float32)
             shape.keypoint_ids = ann.semantic_ids.copy()
             shape.symmetric_pairs = ann.symmetric_pairs.copy()
+            shape.meta["mesh"] = _mesh_path(item.extra["mesh"])
         shape.id = item.id
         shape.meta["source"] = item.path
         return shape
@@ -200,6 +202,7 @@ class ShapeNetSource:
         shape = load_shape(item.path)
         shape.id = item.id
         shape.meta["source"] = item.path
+        shape.meta["mesh"] = _mesh_path(item.path)
         return shape
 
 
@@ -285,6 +288,7 @@ class ModelNetSource:
         shape.category = item.extra["class"]
         shape.meta["source"] = item.path
         shape.meta["class"] = item.extra["class"]
+        shape.meta["mesh"] = _mesh_path(item.path)
         return shape
 
 
@@ -330,7 +334,15 @@ class FolderSource:
             shape.point_labels = labels
         shape.id = item.id
         shape.meta["source"] = item.path
+        if shape.has_mesh:
+            shape.meta["mesh"] = _mesh_path(item.path)
         return shape
+
+
+def _mesh_path(path: str) -> str:
+    """The absolute path of a mesh file, kept in the prepared dataset so that renderers can
+    read its materials and textures (the shape file keeps only vertices and faces)."""
+    return str(Path(path).resolve())
 
 
 def assign_splits(items: list[Item], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
