@@ -54,7 +54,8 @@ def test_kptool_list_prints_every_registry(capsys):
     out = capsys.readouterr().out
     assert all(name in out for name in MODELS)
     for kind, expected in (("backbones", "pointnet2-msg"), ("losses", "mutual-reconstruction"),
-                           ("presets", "skeleton-mutual-wo-mrec"), ("methods", "harris3d"), ("sources", "shapenet-part")):
+                           ("presets", "skeleton-mutual-wo-mrec"), ("methods", "harris3d"),
+                           ("sources", "shapenet-part")):
         assert main(["list", kind, "--json"]) == 0
         assert expected in [e["name"] for e in json.loads(capsys.readouterr().out)]
     assert main(["list", "nope"]) == 2

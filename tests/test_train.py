@@ -322,7 +322,8 @@ def test_train_resume_and_detect_on_cuda(dataset, tmp_path):
 def test_presets_inherit_from_a_base(tmp_path):
     (tmp_path / "mine.yaml").write_text("base: skeleton-mutual\nname: mine\nmodel:\n  num_keypoints: 12\n"
                                         "  loss: {mutual_weight: 0.8}\ntrain: {epochs: 5}\n")
-    (tmp_path / "child.yaml").write_text("base: mine.yaml\nname: child\nmodel: {loss: {name: skeleton-reconstruction}}\n")
+    (tmp_path / "child.yaml").write_text("base: mine.yaml\nname: child\n"
+                                         "model: {loss: {name: skeleton-reconstruction}}\n")
     full, mine = resolve_config("skeleton-mutual"), resolve_config(tmp_path / "mine.yaml")
     assert mine["model"]["num_keypoints"] == 12 and mine["train"]["epochs"] == 5
     assert mine["model"]["loss"] == {**full["model"]["loss"], "mutual_weight": 0.8}     # merged key by key
