@@ -119,13 +119,34 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
     report = Report(str(root), split, len(shapes), None if pred_path is None else str(pred_path),
                     predictions.method if predictions is not None else getattr(detector, "name", None),
                     predictions.kind if predictions is not None else "keypoints")
+    try:
+        _run_metrics(objects, ctx, report, out_dir, skip_unsupported, detector)
+        # The picture depends on the predictions only, so every metric run on them shares it: drawn
+        # when missing (or with force), kept otherwise.
+        draw = out_dir is not None and grid > 0 and "keypoints" in predicted
+        if draw and (force or not (out_dir / "keypoints.png").exists()):
+            from kptool.viz import plot_keypoint_grid
+
+            n = min(grid, len(shapes))
+            report.files.append(str(plot_keypoint_grid(
+                [s.points for s in shapes[:n]], predicted["keypoints"][:n], out_dir / "keypoints.png",
+                titles=[s.id[:16] for s in shapes[:n]])))
+    except BaseException:
+        _remove_partial(out_dir, report.files)
+        raise
+    return report
+
+
+def _run_metrics(objects: list, ctx, report: Report, out_dir: Path | None, skip_unsupported: bool,
+                 detector: Any) -> None:
+    """Compute (and write the files of) every metric into ``report``."""
     for m in objects:
         if skip_unsupported and m.redetects and detector is None:
             report.skipped[m.name] = "needs --method or --checkpoint to detect again"
             continue
         try:
             m.check(ctx)
-            if m.kind not in predicted and not m.redetects:
+            if m.kind not in ctx.predicted and not m.redetects:
                 raise KptoolError(f"{m.name} scores {m.kind} predictions; these are {report.kind}")
             report.metrics[m.name] = m.compute(ctx)
         except KptoolError as e:
@@ -138,16 +159,18 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
             report.files += [str(f) for f in m.write(report.metrics[m.name], out_dir)]
     if not report.metrics:
         raise KptoolError("no metric could be computed: " + "; ".join(f"{k}: {v}" for k, v in report.skipped.items()))
-    # The picture depends on the predictions only, so every metric run on them shares it: drawn
-    # when missing (or with force), kept otherwise.
-    draw = out_dir is not None and grid > 0 and "keypoints" in predicted
-    if draw and (force or not (out_dir / "keypoints.png").exists()):
-        from kptool.viz import plot_keypoint_grid
 
-        n = min(grid, len(shapes))
-        report.files.append(str(plot_keypoint_grid([s.points for s in shapes[:n]], predicted["keypoints"][:n],
-                                                   out_dir / "keypoints.png", titles=[s.id[:16] for s in shapes[:n]])))
-    return report
+
+def _remove_partial(out_dir: Path | None, files: list[str]) -> None:
+    """A failed or interrupted evaluation leaves none of its files behind (nor a folder it left empty)."""
+    if out_dir is None:
+        return
+    for f in files:
+        Path(f).unlink(missing_ok=True)
+    try:
+        out_dir.rmdir()   # only when empty: files that were there before stay
+    except OSError:
+        pass
 
 
 def _select(dataset, preds, where: Path, say: Callable[[str], None]) -> tuple[list, dict[str, list[np.ndarray]]]:

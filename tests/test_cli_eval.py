@@ -233,3 +233,26 @@ def test_extras_reach_batches_memory_mapped(tmp_path):
     np.testing.assert_allclose(tables[1][:, :5], expected[:, :5], rtol=1e-6)
     with pytest.raises(InputError, match="no 'nope' tables"):
         ds.torch_dataset(("points", "extras/nope"))
+
+
+def test_a_failed_evaluation_leaves_none_of_its_files(tmp_path, monkeypatch):
+    import kptool
+    from kptool.errors import KptoolError
+    from kptool.metrics.registered import KeypointMIoU
+
+    shapes = make_dataset(tmp_path / "data")
+    make_predictions(tmp_path / "p.json", shapes)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("not kptool's")
+
+    def fail(self, ctx):
+        raise KptoolError("miou failed")
+
+    monkeypatch.setattr(KeypointMIoU, "compute", fail)
+    # das writes its files first, then miou fails: das's files go, the folder's own file stays
+    with pytest.raises(KptoolError, match="miou failed"):
+        kptool.evaluate(tmp_path / "data", tmp_path / "p.json", ["das", "miou"], out=tmp_path / "o", grid=2)
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["mine.txt"]
+    with pytest.raises(KptoolError, match="miou failed"):
+        kptool.evaluate(tmp_path / "data", tmp_path / "p.json", ["das", "miou"], out=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
