@@ -8,7 +8,6 @@ are small picklable dataclasses so worker processes can load items themselves.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from kptool.core.shape import Shape
 from kptool.data.categories import resolve_category, synset_of
 from kptool.errors import InputError, KptoolError
+from kptool.io.safe_load import parse_json
 from kptool.registry import Registry
 
 # What `kptool prepare <source>` reads, by name (`kptool list sources`).
@@ -49,8 +49,11 @@ def _read_split_lists(files: dict[str, Path], parse) -> dict[str, str]:
     for split, path in files.items():
         if not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8")
-        entries = json.loads(text) if path.suffix == ".json" else text.split()
+        data = path.read_bytes()
+        entries = parse_json(data, path, "JSON split list") if path.suffix == ".json" else data.decode(
+            "utf-8", errors="replace").split()
+        if not isinstance(entries, list):
+            raise InputError(path, "a split list must be a JSON list of shape names")
         for entry in entries:
             splits[parse(entry)] = split
     return splits
@@ -317,7 +320,10 @@ class FolderSource:
             rel = f.relative_to(root)
             sid = re.sub(r"[^A-Za-z0-9._-]+", "_", str(rel.with_suffix("")).replace("/", "__"))
             if sid in seen:  # same name, other format: keep both
-                sid = f"{sid}_{f.suffix.lstrip('.').lower()}"
+                base = sid = f"{sid}_{f.suffix.lstrip('.').lower()}"
+                n = 2
+                while sid in seen:  # `x ply.obj` already took `x_ply`
+                    sid, n = f"{base}{n}", n + 1
             seen.add(sid)
             items.append(Item(id=sid, path=str(f)))
         return items

@@ -34,6 +34,7 @@ import numpy as np
 
 from kptool.errors import InputError, KptoolError
 from kptool.io.atomic import atomic_path
+from kptool.io.safe_load import parse_json
 
 FORMAT = "kptool-predictions"
 VERSION = 2
@@ -154,7 +155,10 @@ def _load_arrays(p: Path, doc: dict, shapes: list) -> dict[str, np.ndarray]:
             raise InputError(p, f'shape record {i} needs "id" and an "array" stored in {name}')
         if str(rec["id"]) in out:
             raise InputError(p, f"shape {rec['id']!r} appears twice")
-        out[str(rec["id"])] = stored[rec["array"]]
+        array = stored[rec["array"]]
+        if array.dtype.kind not in "fiu" or not np.isfinite(array).all():
+            raise InputError(npz, f"shape {rec['id']!r}: its array must hold finite numbers")
+        out[str(rec["id"])] = array
     return out
 
 
@@ -163,10 +167,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "no such predictions file")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(p, f"not a JSON predictions file ({e.__class__.__name__}: {e})") from None
+    doc = parse_json(p.read_bytes(), p, "JSON predictions file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(p, f'not a kptool predictions file (expected "format": "{FORMAT}")')
     if doc.get("version") not in READS:
@@ -192,24 +193,53 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     for i, rec in enumerate(shapes):
         if not isinstance(rec, dict) or "id" not in rec or "keypoints" not in rec:
             raise InputError(p, f'shape record {i} needs "id" and "keypoints"')
-        try:
-            kp = np.asarray(rec["keypoints"], dtype=np.float32).reshape(-1, dim)
-        except (ValueError, TypeError):
-            raise InputError(p, f"shape {rec['id']!r}: keypoints must be a list of {dim}-vectors") from None
-        if not np.isfinite(kp).all():
-            raise InputError(p, f"shape {rec['id']!r}: keypoints contain NaN or inf")
+        kp = _keypoints(p, rec, dim)
         sid = str(rec["id"])
         if sid in kps:
             raise InputError(p, f"shape {sid!r} appears twice")
         kps[sid] = kp
         if "scores" in rec:
-            scores[sid] = np.asarray(rec["scores"], dtype=np.float32)
+            scores[sid] = _scores(p, rec, len(kp))
         if "visible" in rec:
             visible[sid] = np.asarray(rec["visible"], dtype=bool).reshape(-1)
             if visible[sid].shape[0] != kp.shape[0]:
                 raise InputError(p, f"shape {sid!r}: {kp.shape[0]} keypoints but {visible[sid].shape[0]} "
                                     f"visibility flags")
     return Predictions(kps, scores=scores, visible=visible, **common)
+
+
+# Prepared shapes fit in a unit-sized box; original frames are in metres or millimetres. Anything
+# beyond this is no coordinate (1e38 still passes as a finite float32).
+MAX_COORDINATE = 1e6
+
+
+def _keypoints(p: Path, rec: dict, dim: int = 3) -> np.ndarray:
+    """``rec["keypoints"]`` as ``(K, dim)`` float32: a list of dim-vectors, finite and of sane size."""
+    try:
+        kp = np.asarray(rec["keypoints"], dtype=np.float64)
+    except (ValueError, TypeError):
+        kp = None
+    if kp is not None and kp.size == 0:
+        kp = kp.reshape(0, dim)   # no keypoints for this shape
+    if kp is None or kp.ndim != 2 or kp.shape[1] != dim:
+        what = "[x, y, z]" if dim == 3 else "[u, v]"
+        raise InputError(p, f"shape {rec['id']!r}: keypoints must be a list of {what}")
+    if not np.isfinite(kp).all():
+        raise InputError(p, f"shape {rec['id']!r}: keypoints contain NaN or inf")
+    if len(kp) and np.abs(kp).max() > MAX_COORDINATE:
+        raise InputError(p, f"shape {rec['id']!r}: keypoint coordinates beyond {MAX_COORDINATE:g} "
+                            f"({np.abs(kp).max():.3g})")
+    return kp.astype(np.float32)
+
+
+def _scores(p: Path, rec: dict, k: int) -> np.ndarray:
+    try:
+        s = np.asarray(rec["scores"], dtype=np.float64)
+    except (ValueError, TypeError):
+        s = None
+    if s is None or s.shape != (k,) or not np.isfinite(s).all():
+        raise InputError(p, f"shape {rec['id']!r}: scores must be {k} finite numbers, one per keypoint")
+    return s.astype(np.float32)
 
 
 def to_prepared_frame(preds: Predictions, dataset) -> Predictions:
