@@ -210,7 +210,12 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
 
         check_optimizer_and_scheduler(tcfg)
         _seed_everything(tcfg["seed"])
-        model = build_model(config["model"]).to(dev)
+        try:
+            model = build_model(config["model"]).to(dev)
+        except KptoolError as e:
+            if state is None:
+                raise
+            raise InputError(ckpt_dir / "last.pt", f"its model cannot be built ({e})") from None
         check_batch_size(tcfg, model)
         check_model_fits_data(model, config)
         for split_set in (train_set, val_set):
