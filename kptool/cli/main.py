@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import detect, eval as eval_cmd, info, prepare, register, render, svm, train
+from kptool.cli import detect, eval as eval_cmd, info, listing, prepare, register, render, svm, train
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -26,6 +26,7 @@ app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("register")(register.register)
 app.command("info")(info.info)
+app.command("list")(listing.list_entries)
 app.command("render")(render.render)
 app.command("refine-camera")(render.refine_camera)
 

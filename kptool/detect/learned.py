@@ -41,7 +41,7 @@ class CheckpointDetector:
         self.normalize = normalize
         self.batch_size = batch_size
         self.name = str(config.get("name") or config["model"]["name"])
-        self.num_keypoints = int(config["model"]["num_keypoints"])
+        self.num_keypoints = getattr(model, "num_keypoints", None)
         self.num_points = int(config["data"]["points"])
         backbone = getattr(model, "backbone", None)
         self.min_points = int(getattr(backbone, "min_points", 1))
@@ -52,6 +52,9 @@ class CheckpointDetector:
 
     def detect_batch(self, clouds: list[np.ndarray]) -> list[np.ndarray]:
         """Detect on many ``(N_i, 3)`` clouds, batching runs of clouds with the same N."""
+        if "keypoints" not in self.model.outputs:
+            raise KptoolError(f"{self.name} predicts {', '.join(self.model.outputs)}, not keypoints: run it on a "
+                              f"prepared dataset to get a predictions file")
         arrays = []
         for i, c in enumerate(clouds):
             a = np.asarray(c, dtype=np.float32)
@@ -72,7 +75,7 @@ class CheckpointDetector:
                 end += 1
             batch = torch.from_numpy(np.stack(arrays[start:end])).to(self.device)
             with torch.no_grad():
-                out.extend(self.model.detect(batch).float().cpu().numpy())
+                out.extend(self.model.predict({"points": batch})["keypoints"].float().cpu().numpy())
             start = end
         return out
 

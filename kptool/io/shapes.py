@@ -1,4 +1,4 @@
-"""Reading meshes and point clouds from the files users have, into :class:`~kptool.data.Shape`.
+"""Reading meshes and point clouds from the files users have, into :class:`~kptool.core.Shape`.
 
 Formats (chosen by the file's suffix, case-insensitive):
 
@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.transform import up_rotation
+from kptool.core.shape import Shape
+from kptool.core.transform import up_rotation
 from kptool.errors import InputError, InputWarning
 from kptool.io.pcd import read_pcd
 

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from kptool.data.shape import Shape
+from kptool.core.shape import Shape
 from kptool.data.synthetic import airplane, chair, figure, mug, table
 from kptool.data.synthetic._build import Assembly, BuildFailed, CategorySpec
 from kptool.errors import KptoolError
