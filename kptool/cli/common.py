@@ -147,3 +147,31 @@ def print_table(title: str, columns: list[tuple[str, str]], rows: list[tuple[str
     width = Measurement.get(wide, wide.options, table).maximum
     # a console of exactly the table's width (colours as stdout's), whatever the terminal's
     Console(width=width, force_terminal=stdout.is_terminal, no_color=stdout.no_color).print(table)
+
+
+def worker_count(workers: int) -> int:
+    """``--workers``: 0 means one per CPU core; negative counts are refused."""
+    import os
+
+    from kptool.errors import KptoolError
+
+    if workers < 0:
+        raise KptoolError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
+    return (os.cpu_count() or 1) if workers == 0 else workers
+
+
+def run_resumable(what: str, job, out, quiet: bool, as_json: bool):
+    """Run a resumable folder job (``job(progress)`` -> summary with ``failed`` and ``to_json``).
+
+    With ``as_json`` the summary is printed as JSON and the command ends here (exit 3 when
+    inputs failed); otherwise the summary is returned for the caller's own status line.
+    """
+    summary = run_with_progress(what, quiet or as_json, job,
+                                f"finished shapes are kept in {out}; run the same command again to resume")
+    if as_json:
+        import typer
+
+        print_json(summary.to_json())
+        exit_if_failed(summary.failed)
+        raise typer.Exit(0)
+    return summary

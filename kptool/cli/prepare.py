@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from kptool.cli.common import exit_if_failed, info, print_json, report_failures, run_with_progress, show_warnings
+from kptool.cli.common import (exit_if_failed, info, print_json, report_failures, run_resumable,
+                               run_with_progress, show_warnings, worker_count)
 from kptool.errors import KptoolError
 from kptool.failures import FAILURES_FILE
 
@@ -28,12 +28,6 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")
 JSON = typer.Option(False, "--json", help="Print the summary as JSON.")
 
 
-def _workers(workers: int) -> int:
-    if workers < 0:
-        raise KptoolError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
-    return (os.cpu_count() or 1) if workers == 0 else workers
-
-
 def _up(value: Optional[str], default: str) -> str:
     return default if value is None else value
 
@@ -47,17 +41,12 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
     except ValueError:
         raise KptoolError(f"--splits must look like 0.8,0.1,0.1, got {splits!r}") from None
     options = PrepareOptions(points=points, normalize=normalize, up=up, seed=seed, split_fractions=fractions)
-    workers = _workers(workers)
+    workers = worker_count(workers)
     with show_warnings(quiet or as_json):
-        summary = run_with_progress(
-            f"prepare {source.kind}", quiet or as_json,
+        summary = run_resumable(
+            f"prepare {source.kind}",
             lambda report: run_prepare(source, out, options, workers=workers, strict=strict, force=force,
-                                       progress=report),
-            f"finished shapes are kept in {out}; run the same command again to resume")
-    if as_json:
-        print_json(summary.to_json())
-        exit_if_failed(summary.failed)
-        return
+                                       progress=report), out, quiet, as_json)
     c = summary.counts
     info(f"prepared {summary.prepared} shapes"
          + (f" (+{summary.skipped} from an earlier run)" if summary.skipped else "")
@@ -141,7 +130,7 @@ def geodesics(
     """Add geodesic distances (keypoints -> all points; optionally all pairs) to a prepared dataset."""
     from kptool.data.geodesics import add_geodesics
 
-    workers = _workers(workers)
+    workers = worker_count(workers)
     summary = run_with_progress(
         f"geodesics ({method})", quiet or as_json,
         lambda report: add_geodesics(data, method=method, all_pairs=all_pairs, workers=workers, progress=report,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
-from kptool.cli.common import exit_if_failed, info, print_json, report_failures, run_with_progress
+from kptool.cli.common import info, print_json, report_failures, run_resumable, worker_count
 from kptool.errors import KptoolError
 
 
@@ -51,16 +50,10 @@ def render(
     sampling = ViewSampling(views=views, elevation=_pair(elevation, "--elevation"),
                             distance=_pair(distance, "--distance"), fov=fov, size=size)
     options = RenderOptions(sampling=sampling, background=background, colours=colors, seed=seed, split=split)
-    workers = (os.cpu_count() or 1) if workers == 0 else workers
-    summary = run_with_progress(
-        "render", quiet or as_json,
-        lambda report: run_render(dataset, out, options, workers=workers, strict=strict, force=force,
-                                  progress=report),
-        f"finished shapes are kept in {out}; run the same command again to resume")
-    if as_json:
-        print_json(summary.to_json())
-        exit_if_failed(summary.failed)
-        return
+    workers = worker_count(workers)
+    summary = run_resumable(
+        "render", lambda report: run_render(dataset, out, options, workers=workers, strict=strict, force=force,
+                                            progress=report), out, quiet, as_json)
     info(f"rendered {summary.rendered} shapes" + (f" (+{summary.skipped} from an earlier run)" if summary.skipped
                                                   else "")
          + f", {summary.images} images, into {out} in {summary.seconds:.1f}s", quiet)
