@@ -51,16 +51,17 @@ class SetDistances:
     pairs: np.ndarray
     unreachable: int
 
-    def by_id(self) -> np.ndarray:
-        """``(I, I)`` table indexed by set id directly (I = largest id + 1); NaN for ids not in the category."""
-        size = int(self.ids.max()) + 1 if len(self.ids) else 0
+    def by_id(self, size: int | None = None) -> np.ndarray:
+        """``(I, I)`` table indexed by set id directly (I = ``size``, default largest id + 1); NaN for ids
+        without a value."""
+        size = max(size or 0, int(self.ids.max()) + 1 if len(self.ids) else 0)
         out = np.full((size, size), np.nan)
         out[np.ix_(self.ids, self.ids)] = self.mean
         return out
 
-    def rows_for(self, keypoint_ids: np.ndarray) -> np.ndarray:
+    def rows_for(self, keypoint_ids: np.ndarray, size: int | None = None) -> np.ndarray:
         """``(K, I)`` float32: the rows of a shape's keypoints (what the loss reads per shape)."""
-        return self.by_id()[np.asarray(keypoint_ids, dtype=np.int64)].astype(np.float32)
+        return self.by_id(size)[np.asarray(keypoint_ids, dtype=np.int64)].astype(np.float32)
 
 
 def set_distance_table(keypoint_ids: Sequence[np.ndarray], point_index: Sequence[np.ndarray],

@@ -159,8 +159,9 @@ def add_set_distances(root: str | os.PathLike, manifest: dict[str, Any]) -> dict
         index.append(shape.keypoint_point_index)
         tables.append(np.load(extra_path(root, KEYPOINT_TABLE, rec["id"]), allow_pickle=False))
     table = set_distance_table(ids, index, tables)
+    size = max(max(r["keypoint_ids"]) for r in records) + 1   # one column per id of any split
     for rec in records:
-        save_extra(root, SET_TABLE, rec["id"], table.rows_for(rec["keypoint_ids"]))
+        save_extra(root, SET_TABLE, rec["id"], table.rows_for(rec["keypoint_ids"], size))
     described = {"shape": "(K, I)", "rows": "keypoints", "columns": "set ids (keypoint_ids)", "dtype": "float32",
                  "from": KEYPOINT_TABLE, "method": manifest["extras"][KEYPOINT_TABLE]["method"],
                  "computed_on": used, "shapes": len(basis), "ids": table.ids.tolist(),
