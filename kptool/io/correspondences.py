@@ -24,13 +24,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kptool.data.shape import Shape
 from kptool.errors import InputError
 from kptool.io.shapes import existing_file, read_bytes
+
+if TYPE_CHECKING:   # the shape record; io does not import kptool.data at run time
+    from kptool.data.shape import Shape
 
 FORMAT = "kptool-correspondences"
 VERSION = 1
