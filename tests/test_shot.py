@@ -105,9 +105,12 @@ def test_embedding_baselines():
 
     points, _ = _surface(300)
     r = embedding_baseline("random", seed=4)
-    assert r(points).shape == (300, 128)
-    assert np.array_equal(r(points), r(points.copy()))                  # same shape, same embedding
-    assert not np.array_equal(r(points), embedding_baseline("random", seed=5)(points))
-    assert embedding_baseline("shot")(points).shape == (300, DESCRIPTOR_SIZE)
+    assert r.embed(points).shape == (300, 128)
+    assert np.array_equal(r.embed(points), r.embed(points.copy()))           # same shape, same embedding
+    assert not np.array_equal(r.embed(points), embedding_baseline("random", seed=5).embed(points))
+    shot = embedding_baseline("shot", radius=0.3)
+    assert np.allclose(shot.embed(points), shot_descriptors(points, 0.3))
+    with pytest.raises(KptoolError, match="not keypoints"):
+        shot(points)
     with pytest.raises(KptoolError, match="unknown embedding baseline"):
         embedding_baseline("sift")
