@@ -104,10 +104,10 @@ def test_embedding_baselines():
     from kptool.baselines.embeddings import embedding_baseline
 
     points, _ = _surface(300)
-    r = embedding_baseline("random", seed=4)
+    r = embedding_baseline("random-embedding", seed=4)
     assert r.embed(points).shape == (300, 128)
     assert np.array_equal(r.embed(points), r.embed(points.copy()))           # same shape, same embedding
-    assert not np.array_equal(r.embed(points), embedding_baseline("random", seed=5).embed(points))
+    assert not np.array_equal(r.embed(points), embedding_baseline("random-embedding", seed=5).embed(points))
     shot = embedding_baseline("shot", radius=0.3)
     assert np.allclose(shot.embed(points), shot_descriptors(points, 0.3))
     with pytest.raises(KptoolError, match="not keypoints"):

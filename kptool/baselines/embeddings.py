@@ -3,7 +3,7 @@
 :func:`embedding_baseline` returns an :class:`EmbeddingBaseline`, whose
 ``embed(points (N, 3)) -> (N, D) float32`` gives
 
-- ``random``: i.i.d. standard normal vectors (``dim``, default 128, like the learned
+- ``random-embedding``: i.i.d. standard normal vectors (``dim``, default 128, like the learned
   models), seeded by ``seed`` and the cloud's content, so a shape gets the same
   embedding every time;
 - ``shot``: the 352-d SHOT descriptor (:mod:`kptool.baselines.shot`), support radius
@@ -24,7 +24,7 @@ import numpy as np
 from kptool.baselines.shot import shot_descriptors
 from kptool.errors import KptoolError
 
-EMBEDDING_BASELINES = ("random", "shot")
+EMBEDDING_BASELINES = ("random-embedding", "shot")
 DEFAULT_DIM = 128
 
 
@@ -68,8 +68,8 @@ class EmbeddingBaseline:
 
 def embedding_baseline(name: str, seed: int = 0, dim: int = DEFAULT_DIM, radius: float | None = None
                        ) -> EmbeddingBaseline:
-    """The baseline ``name`` (``random`` or ``shot``)."""
-    if name == "random":
+    """The baseline ``name`` (``random-embedding`` or ``shot``)."""
+    if name == "random-embedding":
         if dim < 1:
             raise KptoolError(f"random embeddings need a dimension of at least 1, got {dim}")
         return EmbeddingBaseline(name, partial(random_embeddings, dim=dim, seed=seed))

@@ -154,9 +154,9 @@ def add_set_distances(root: str | os.PathLike, manifest: dict[str, Any]) -> dict
         return None
     ids, index, tables = [], [], []
     for rec in basis:
-        shape, _ = load_shape(safe_join(root, rec["file"]), rec["id"])
-        ids.append(shape.keypoint_ids)
-        index.append(shape.keypoint_point_index)
+        with np.load(safe_join(root, rec["file"]), allow_pickle=False) as z:
+            ids.append(z["keypoint_ids"])
+            index.append(z["keypoint_point_index"])
         tables.append(np.load(extra_path(root, KEYPOINT_TABLE, rec["id"]), allow_pickle=False))
     table = set_distance_table(ids, index, tables)
     size = max(max(r["keypoint_ids"]) for r in records) + 1   # one column per id of any split
