@@ -91,7 +91,7 @@ def plot_correspondences(source: np.ndarray, target: np.ndarray, source_embeddin
     b = b + shift
     colours = embedding_colors([source_embeddings, target_embeddings])
     fig = plt.figure(figsize=(8, 4.5))
-    ax = fig.add_subplot(projection="3d")
+    ax = fig.add_axes((0.0, 0.0, 1.0, 0.92), projection="3d")   # the whole width: the pair is wide
     for p, c in ((a, colours[0]), (b, colours[1])):
         ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=2.0, c=c, alpha=0.6, depthshade=False, linewidths=0)
     for colour, i, j in zip(keypoint_colors(len(idx)), idx, matched):
@@ -99,5 +99,11 @@ def plot_correspondences(source: np.ndarray, target: np.ndarray, source_embeddin
         ax.scatter([a[i, 0], b[j, 0]], [a[i, 2], b[j, 2]], [a[i, 1], b[j, 1]], s=25, color=colour,
                    edgecolors="black", linewidths=0.5, depthshade=False)
     _frame_axes(ax, np.concatenate([a, b]), None if titles is None else f"{titles[0]}  ->  {titles[1]}")
+    both = np.concatenate([a, b])
+    lo, hi = both.min(axis=0), both.max(axis=0)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[2], hi[2])
+    ax.set_zlim(lo[1], hi[1])
+    ax.set_box_aspect(tuple(np.maximum(hi - lo, 1e-9)[[0, 2, 1]]), zoom=1.2)   # the pair fills the width
     ax.view_init(elev=ELEVATION, azim=-90.0)      # from the front, so that the lines do not cross the shapes
     return _save(fig, path)
