@@ -22,6 +22,7 @@ import inspect
 from typing import Any, Callable, Iterator, TypeVar
 
 from kptool.errors import KptoolError
+from kptool.kwargs_check import check_kwargs
 
 T = TypeVar("T")
 
@@ -85,7 +86,11 @@ class Registry:
             inspect.signature(obj).bind(**kwargs)
         except TypeError as e:
             raise KptoolError(f"{self.kind} {name!r}: {e}") from None
-        return obj(**kwargs)
+        check_kwargs(obj, kwargs, f"{self.kind} {name!r}")
+        try:
+            return obj(**kwargs)
+        except (TypeError, ValueError, OverflowError) as e:   # a value in range for its type, not for its use
+            raise KptoolError(f"{self.kind} {name!r} cannot be built from these settings: {e}") from None
 
     def items(self) -> list[tuple[str, str]]:
         """``(name, description)`` of every entry, sorted by name."""

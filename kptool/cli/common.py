@@ -39,8 +39,14 @@ def _json_default(o: Any):
 
 
 def info(message: str, quiet: bool = False) -> None:
+    """A status line on stderr; never wrapped (paths stay whole when stderr is a file or pipe)."""
     if not quiet:
         console.print(message, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """``error: message`` as one line on stderr; the message is text, not rich markup."""
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

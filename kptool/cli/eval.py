@@ -152,24 +152,28 @@ def _evaluate(metrics: list[str], opt: Options, skip_unsupported: bool = False) 
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     files: list[Path] = []
-    for metric in metrics:
-        if metric == "repeatability" and skip_unsupported and not wants_detector:
-            skipped[metric] = "needs --method or --checkpoint to detect again"
-            continue
-        try:
-            results[metric] = _METRIC_FUNCS[metric](opt, dataset, shapes, keypoints, preds, out, files)
-        except KptoolError as e:
-            if not skip_unsupported:
-                raise
-            skipped[metric] = str(e)
-    if not results:
-        raise KptoolError("no metric could be computed: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    if keypoints is not None and opt.grid > 0:
-        n = min(opt.grid, len(shapes))
-        from kptool.viz import plot_keypoint_grid
+    try:
+        for metric in metrics:
+            if metric == "repeatability" and skip_unsupported and not wants_detector:
+                skipped[metric] = "needs --method or --checkpoint to detect again"
+                continue
+            try:
+                results[metric] = _METRIC_FUNCS[metric](opt, dataset, shapes, keypoints, preds, out, files)
+            except KptoolError as e:
+                if not skip_unsupported:
+                    raise
+                skipped[metric] = str(e)
+        if not results:
+            raise KptoolError("no metric could be computed: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        if keypoints is not None and opt.grid > 0:
+            n = min(opt.grid, len(shapes))
+            from kptool.viz import plot_keypoint_grid
 
-        files.append(plot_keypoint_grid([s.points for s in shapes[:n]], keypoints[:n], out / "keypoints.png",
-                                        titles=[s.id[:16] for s in shapes[:n]]))
+            files.append(plot_keypoint_grid([s.points for s in shapes[:n]], keypoints[:n], out / "keypoints.png",
+                                            titles=[s.id[:16] for s in shapes[:n]]))
+    except BaseException:
+        _remove_partial(out, files)
+        raise
     report = {
         "dataset": str(opt.data), "split": opt.split, "num_shapes": len(shapes),
         "predictions": None if opt.predictions is None else str(opt.predictions),
@@ -181,6 +185,16 @@ def _evaluate(metrics: list[str], opt: Options, skip_unsupported: bool = False) 
     else:
         _print_tables(report)
         info(f"wrote {len(files)} files to {out}", opt.quiet)
+
+
+def _remove_partial(out: Path, files: list[Path]) -> None:
+    """A failed evaluation leaves no files of its own behind (and no folder it made empty)."""
+    for f in files:
+        Path(f).unlink(missing_ok=True)
+    try:
+        out.rmdir()   # only when empty: files that were there before stay
+    except OSError:
+        pass
 
 
 def _name(metrics: list[str]) -> str:

@@ -7,8 +7,8 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import detect, eval as eval_cmd, info, prepare, train
-from kptool.cli.common import State, console
+from kptool.cli import detect, eval as eval_cmd, info, prepare, render, train
+from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("info")(info.info)
+app.command("render")(render.render)
+app.command("refine-camera")(render.refine_camera)
 
 
 def _version(value: bool) -> None:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KptoolError as e:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        error_line(str(e))
         return 2
     except KeyboardInterrupt:
         console.print("interrupted", highlight=False)
@@ -59,18 +61,28 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         console.print("aborted", highlight=False)
         return 130
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
+    except typer.TyperException as e:  # usage errors: typer's (vendored click's) exception family
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {e.__class__.__name__}: {e} (run with --debug for the traceback)",
-                      highlight=False, soft_wrap=True)
+        return _usage_error(e)
+    except Exception as e:
+        if debug:
+            raise
+        error_line(f"{e.__class__.__name__}: {e} (run with --debug for the traceback)")
         return 1
     return rc if isinstance(rc, int) else 0
+
+
+def _usage_error(e: typer.TyperException) -> int:
+    """One ``error:`` line (with a pointer to --help) for a usage error; the help itself without arguments."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError":   # `kptool` or `kptool prepare` alone: the help is the message
+        if e.format_message():   # typer's rich help has already printed itself
+            console.print(e.format_message(), highlight=False, markup=False, soft_wrap=True)
+        return e.exit_code
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    error_line(f"{e.format_message()}{hint}")
+    return e.exit_code
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")
 JSON = typer.Option(False, "--json", help="Print the summary as JSON.")
 
 
+def _workers(workers: int) -> int:
+    if workers < 0:
+        raise KptoolError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
+    return (os.cpu_count() or 1) if workers == 0 else workers
+
+
 def _up(value: Optional[str], default: str) -> str:
     return default if value is None else value
 
@@ -41,7 +47,7 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
     except ValueError:
         raise KptoolError(f"--splits must look like 0.8,0.1,0.1, got {splits!r}") from None
     options = PrepareOptions(points=points, normalize=normalize, up=up, seed=seed, split_fractions=fractions)
-    workers = (os.cpu_count() or 1) if workers == 0 else workers
+    workers = _workers(workers)
     with show_warnings(quiet or as_json):
         summary = run_with_progress(
             f"prepare {source.kind}", quiet or as_json,
@@ -142,7 +148,7 @@ def geodesics(
     between sets (train split) that the embedding loss uses."""
     from kptool.data.geodesics import add_geodesics
 
-    workers = (os.cpu_count() or 1) if workers == 0 else workers
+    workers = _workers(workers)
     summary = run_with_progress(
         f"geodesics ({method})", quiet or as_json,
         lambda report: add_geodesics(data, method=method, all_pairs=all_pairs, workers=workers, progress=report,

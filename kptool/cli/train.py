@@ -38,9 +38,7 @@ def train(
 
     Multi-GPU / multi-process: torchrun --nproc_per_node N -m kptool.cli.main train ...
     """
-    from kptool.train import TrainingInterrupted, resolve_config, train as run_training
-    from kptool.train.checkpoint import load_checkpoint
-    from kptool.train.distributed import dist_info
+    from kptool.train.config import resolve_config   # no torch yet: config errors come fast
 
     overrides = list(set_ or [])
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "keypoints": keypoints, "seed": seed}
@@ -48,6 +46,8 @@ def train(
     if resume:
         if force:
             raise KptoolError("--resume and --force contradict each other")
+        from kptool.train.checkpoint import load_checkpoint
+
         # the run's own resolved config is the base; only a few keys may change (RESUMABLE_KEYS)
         base = load_checkpoint(out / "checkpoints" / "last.pt")["config"]
         if preset is not None and preset != base.get("name"):
@@ -60,6 +60,8 @@ def train(
         if data is None:
             raise KptoolError("--data is required for a new run (a folder written by `kptool prepare`)")
         config = resolve_config(preset, overrides)
+    from kptool.train import TrainingInterrupted, train as run_training
+    from kptool.train.distributed import dist_info
 
     main_process = dist_info().is_main
     quiet = quiet or not main_process

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -42,6 +41,7 @@ from kptool.geodesic import METHODS, UnreachableWarning, distances_to_points
 from kptool.geodesic.cloud import KNN
 from kptool.data.prepared import extra_path, load_shape, read_manifest, save_extra, write_manifest
 from kptool.io.atomic import safe_join
+from kptool.workers import worker_pool
 
 KEYPOINT_TABLE = "geodesic_keypoints"
 POINTS_TABLE = "geodesic_points"
@@ -107,7 +107,7 @@ def add_geodesics(root: str | os.PathLike, method: str = "heat", all_pairs: bool
             for i, job in enumerate(jobs):
                 record(i, _shape_job(*job))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with worker_pool(workers) as pool:
                 for i, result in enumerate(pool.map(_shape_job, *zip(*jobs))):
                     record(i, result)
     finally:

@@ -28,6 +28,7 @@ from kptool.data.transform import Transform
 from kptool.errors import InputError
 from kptool.failures import FAILURES_FILE
 from kptool.io.atomic import atomic_path, safe_join
+from kptool.io.safe_load import parse_json
 
 FORMAT = "kptool-prepared"
 VERSION = 1
@@ -56,9 +57,17 @@ def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> P
         value = getattr(shape, key)
         if value is not None:
             arrays[key] = np.asarray(value)
+    meta = record_meta(shape)
+    if meta:
+        arrays["meta"] = np.array(json.dumps(meta))
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
     return path
+
+
+def record_meta(shape: Shape) -> dict[str, Any]:
+    """The plain facts of ``shape.meta`` that its manifest record (and its shape file) keep."""
+    return {k: v for k, v in shape.meta.items() if isinstance(v, (str, int, float, bool)) and k != "transform"}
 
 
 def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
@@ -71,9 +80,26 @@ def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Sh
         raise InputError(p, f"unreadable prepared shape file ({e})") from None
     if "points" not in data or "transform" not in data:
         raise InputError(p, "not a prepared shape file (needs 'points' and 'transform')")
+    _check_arrays(p, data)
     kwargs = {k: data[k] for k in SHAPE_KEYS if k in data}
     shape = Shape(points=data["points"], id=shape_id or p.stem, **kwargs)
+    if "meta" in data:
+        meta = parse_json(str(data["meta"]), p, "shape file (its 'meta')")
+        if not isinstance(meta, dict):
+            raise InputError(p, "'meta' must hold a JSON object")
+        shape.meta = meta
     return shape, Transform.from_list(data["transform"])
+
+
+def _check_arrays(p: Path, data: dict[str, np.ndarray]) -> None:
+    points, transform = data["points"], data["transform"]
+    if points.dtype.kind not in "fiu" or points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise InputError(p, f"'points' must be an (N, 3) array of numbers, got {points.dtype} {points.shape}")
+    if transform.dtype.kind not in "fiu" or transform.shape != (4, 4):
+        raise InputError(p, f"'transform' must be a 4 x 4 matrix, got {transform.dtype} {transform.shape}")
+    for key in ("points", "transform", "keypoints"):
+        if key in data and data[key].dtype.kind in "fiu" and not np.isfinite(data[key]).all():
+            raise InputError(p, f"'{key}' contains NaN or inf")
 
 
 def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
@@ -84,15 +110,38 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(root, "not a prepared dataset (no manifest.json; run `kptool prepare` first, "
                                "or it was interrupted: run the same command again to finish it)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(path, f"corrupt manifest ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise InputError(path, f"not a kptool prepared-dataset manifest (format {manifest.get('format')!r})")
+    manifest = parse_json(path.read_bytes(), path, "prepared-dataset manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(path, "not a kptool prepared-dataset manifest (no \"format\": \"kptool-prepared\")")
     if manifest.get("version") != VERSION:
         raise InputError(path, f"unsupported prepared-dataset version {manifest.get('version')!r}")
+    _check_records(path, manifest.get("shapes"))
     return manifest
+
+
+def _check_records(path: Path, records: Any) -> None:
+    """Every shape record has a unique string id, a known split and a shape file inside the folder."""
+    if not isinstance(records, list):
+        raise InputError(path, f'"shapes" must be a list of shape records, got {type(records).__name__}')
+    seen: set[str] = set()
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise InputError(path, f"shape record {i} is not an object")
+        for key in ("id", "split", "file"):
+            if not isinstance(rec.get(key), str) or not rec[key]:
+                raise InputError(path, f'shape record {i} lacks "{key}" (a non-empty string)')
+        if rec["split"] not in SPLITS:
+            raise InputError(path, f"shape {rec['id']!r}: unknown split {rec['split']!r} "
+                                   f"(expected one of {', '.join(SPLITS)})")
+        if rec["id"] in seen:
+            raise InputError(path, f"shape id {rec['id']!r} appears twice")
+        seen.add(rec["id"])
+        file = Path(rec["file"])
+        if file.is_absolute() or ".." in file.parts:
+            raise InputError(path, f"shape {rec['id']!r}: file {rec['file']!r} is outside the dataset folder")
+        n = rec.get("num_points")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise InputError(path, f"shape {rec['id']!r}: num_points must be a positive integer, got {n!r}")
 
 
 def write_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> Path:

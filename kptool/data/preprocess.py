@@ -24,6 +24,8 @@ from kptool.errors import InputError
 
 DEFAULT_POINTS = 2048
 DEFAULT_OVERSAMPLE = 4
+# Coordinates are metres or millimetres; 1e15 leaves room for squaring without overflow.
+MAX_COORDINATE = 1e15
 
 
 def check_finite(shape: Shape) -> None:
@@ -40,6 +42,13 @@ def check_finite(shape: Shape) -> None:
             raise InputError(src, f"{bad} {name} have NaN or inf coordinates")
     if len(shape.points) == 0:
         raise InputError(src, "contains no points")
+    points = np.asarray(shape.vertices if shape.has_mesh else shape.points, dtype=np.float64)
+    largest = float(np.abs(points).max())
+    if largest > MAX_COORDINATE:   # squares and cross products of such values overflow float64
+        raise InputError(src, f"coordinates up to {largest:.3g}: too large to normalise (at most {MAX_COORDINATE:g})")
+    extent = float((points.max(axis=0) - points.min(axis=0)).max())
+    if extent <= largest * 1e-9 or extent == 0:
+        raise InputError(src, f"all {len(points)} points coincide (extent {extent:.3g}): no shape to normalise")
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,6 @@ are small picklable dataclasses so worker processes can load items themselves.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from kptool.data.categories import resolve_category, synset_of
 from kptool.data.shape import Shape
 from kptool.errors import InputError, KptoolError
+from kptool.io.safe_load import parse_json
 
 
 
@@ -46,8 +46,11 @@ def _read_split_lists(files: dict[str, Path], parse) -> dict[str, str]:
     for split, path in files.items():
         if not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8")
-        entries = json.loads(text) if path.suffix == ".json" else text.split()
+        data = path.read_bytes()
+        entries = parse_json(data, path, "JSON split list") if path.suffix == ".json" else data.decode(
+            "utf-8", errors="replace").split()
+        if not isinstance(entries, list):
+            raise InputError(path, "a split list must be a JSON list of shape names")
         for entry in entries:
             splits[parse(entry)] = split
     return splits
@@ -149,12 +152,14 @@ class KeypointNetSource:
             shape.meta["points_source"] = "cloud"
             if item.extra["mesh"]:
                 shape.vertices, shape.faces = load_mesh(item.extra["mesh"])
+                shape.meta["mesh"] = _mesh_path(item.extra["mesh"])
         else:
             # Mesh only: keypoints by their xyz (ShapeNetCore.v2 frame = the mesh's); no cloud indices.
             shape = load_shape(item.extra["mesh"])
             shape.keypoints = ann.keypoints.astype(np.float32)
             shape.keypoint_ids = ann.semantic_ids.copy()
             shape.symmetric_pairs = ann.symmetric_pairs.copy()
+            shape.meta["mesh"] = _mesh_path(item.extra["mesh"])
         shape.id = item.id
         shape.meta["source"] = item.path
         return shape
@@ -194,6 +199,7 @@ class ShapeNetSource:
         shape = load_shape(item.path)
         shape.id = item.id
         shape.meta["source"] = item.path
+        shape.meta["mesh"] = _mesh_path(item.path)
         return shape
 
 
@@ -277,6 +283,7 @@ class ModelNetSource:
         shape.category = item.extra["class"]
         shape.meta["source"] = item.path
         shape.meta["class"] = item.extra["class"]
+        shape.meta["mesh"] = _mesh_path(item.path)
         return shape
 
 
@@ -311,7 +318,10 @@ class FolderSource:
             rel = f.relative_to(root)
             sid = re.sub(r"[^A-Za-z0-9._-]+", "_", str(rel.with_suffix("")).replace("/", "__"))
             if sid in seen:  # same name, other format: keep both
-                sid = f"{sid}_{f.suffix.lstrip('.').lower()}"
+                base = sid = f"{sid}_{f.suffix.lstrip('.').lower()}"
+                n = 2
+                while sid in seen:  # `x ply.obj` already took `x_ply`
+                    sid, n = f"{base}{n}", n + 1
             seen.add(sid)
             items.append(Item(id=sid, path=str(f), extra={"names": (sid, rel.as_posix(), rel.with_suffix("").as_posix())}))
         if self.correspondences:
@@ -346,7 +356,15 @@ class FolderSource:
             shape.point_labels = labels
         shape.id = item.id
         shape.meta["source"] = item.path
+        if shape.has_mesh:
+            shape.meta["mesh"] = _mesh_path(item.path)
         return shape
+
+
+def _mesh_path(path: str) -> str:
+    """The absolute path of a mesh file, kept in the prepared dataset so that renderers can
+    read its materials and textures (the shape file keeps only vertices and faces)."""
+    return str(Path(path).resolve())
 
 
 def assign_splits(items: list[Item], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:

@@ -19,7 +19,6 @@ are turned into semantic ids.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from kptool.data.shape import Shape
 from kptool.errors import InputError
+from kptool.io.safe_load import parse_json
 from kptool.io.shapes import existing_file, load_shape, read_bytes, read_table
 
 
@@ -84,10 +84,7 @@ def read_keypointnet_annotations(path: str | os.PathLike) -> dict[str, KeypointA
     the file, the record index and the field.
     """
     p = existing_file(path)
-    try:
-        doc = json.loads(read_bytes(p).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(p, f"not a JSON file ({e})") from None
+    doc = parse_json(read_bytes(p), p)
     if not isinstance(doc, list):
         raise InputError(p, f"a KeypointNet annotation file must hold a list of records, got {type(doc).__name__}")
     out: dict[str, KeypointAnnotation] = {}
@@ -108,6 +105,9 @@ def _parse_record(p: Path, i: int, rec: Any) -> KeypointAnnotation:
     for key in ("class_id", "model_id"):
         if not isinstance(rec.get(key), str) or not rec[key]:
             raise bad(key, "a non-empty string")
+        # ids become file names under the dataset root: a path here would read files outside it
+        if rec[key] in (".", "..") or any(c in rec[key] for c in "/\\\0") or ":" in rec[key]:
+            raise bad(key, f"a plain name (no path), got {rec[key]!r}")
     kps = rec.get("keypoints")
     if not isinstance(kps, list):
         raise bad("keypoints", "a list")

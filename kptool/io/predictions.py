@@ -30,6 +30,7 @@ import numpy as np
 
 from kptool.errors import InputError
 from kptool.io.atomic import atomic_path
+from kptool.io.safe_load import parse_json
 
 FORMAT = "kptool-predictions"
 VERSION = 1
@@ -84,10 +85,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "no such predictions file")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(p, f"not a JSON predictions file ({e.__class__.__name__}: {e})") from None
+    doc = parse_json(p.read_bytes(), p, "JSON predictions file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(p, f'not a kptool predictions file (expected "format": "{FORMAT}")')
     if doc.get("version") != VERSION:
@@ -103,21 +101,49 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     for i, rec in enumerate(shapes):
         if not isinstance(rec, dict) or "id" not in rec or "keypoints" not in rec:
             raise InputError(p, f'shape record {i} needs "id" and "keypoints"')
-        try:
-            kp = np.asarray(rec["keypoints"], dtype=np.float32).reshape(-1, 3)
-        except (ValueError, TypeError):
-            raise InputError(p, f"shape {rec['id']!r}: keypoints must be a list of [x, y, z]") from None
-        if not np.isfinite(kp).all():
-            raise InputError(p, f"shape {rec['id']!r}: keypoints contain NaN or inf")
+        kp = _keypoints(p, rec)
         sid = str(rec["id"])
         if sid in kps:
             raise InputError(p, f"shape {sid!r} appears twice")
         kps[sid] = kp
         if "scores" in rec:
-            scores[sid] = np.asarray(rec["scores"], dtype=np.float32)
+            scores[sid] = _scores(p, rec, len(kp))
     return Predictions(kps, method=str(doc.get("method", "")), ordered=bool(doc.get("ordered", True)),
                        frame=frame, dataset=str(doc.get("dataset", "")), split=str(doc.get("split", "")),
                        scores=scores)
+
+
+# Prepared shapes fit in a unit-sized box; original frames are in metres or millimetres. Anything
+# beyond this is no coordinate (1e38 still passes as a finite float32).
+MAX_COORDINATE = 1e6
+
+
+def _keypoints(p: Path, rec: dict) -> np.ndarray:
+    """``rec["keypoints"]`` as ``(K, 3)`` float32: a list of [x, y, z], finite and of sane size."""
+    try:
+        kp = np.asarray(rec["keypoints"], dtype=np.float64)
+    except (ValueError, TypeError):
+        kp = None
+    if kp is not None and kp.size == 0:
+        kp = kp.reshape(0, 3)   # no keypoints for this shape
+    if kp is None or kp.ndim != 2 or kp.shape[1] != 3:
+        raise InputError(p, f"shape {rec['id']!r}: keypoints must be a list of [x, y, z]")
+    if not np.isfinite(kp).all():
+        raise InputError(p, f"shape {rec['id']!r}: keypoints contain NaN or inf")
+    if len(kp) and np.abs(kp).max() > MAX_COORDINATE:
+        raise InputError(p, f"shape {rec['id']!r}: keypoint coordinates beyond {MAX_COORDINATE:g} "
+                            f"({np.abs(kp).max():.3g})")
+    return kp.astype(np.float32)
+
+
+def _scores(p: Path, rec: dict, k: int) -> np.ndarray:
+    try:
+        s = np.asarray(rec["scores"], dtype=np.float64)
+    except (ValueError, TypeError):
+        s = None
+    if s is None or s.shape != (k,) or not np.isfinite(s).all():
+        raise InputError(p, f"shape {rec['id']!r}: scores must be {k} finite numbers, one per keypoint")
+    return s.astype(np.float32)
 
 
 def to_prepared_frame(preds: Predictions, dataset) -> Predictions:

@@ -118,8 +118,11 @@ def shape_files(folder: str | os.PathLike) -> list[Path]:
     the others are left out, counted in one :class:`~kptool.errors.InputWarning`.
     """
     root = Path(folder)
-    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and not p.is_dir()
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    for p in found:   # a link to /dev/zero or a fifo would be read forever
+        if not p.is_file():
+            raise InputError(p, "not a regular file (a device, pipe or broken link); remove it from the folder")
     files = [p for p in found if p.suffix.lower() != ".txt" or _looks_like_point_table(p)]
     if len(files) < len(found):
         warnings.warn(InputWarning(root, f"left out {len(found) - len(files)} .txt files that are not point "

@@ -6,9 +6,19 @@
 - :func:`load_checkpoint`, :func:`export_weights`: checkpoint files.
 """
 
-from kptool.train.checkpoint import export_weights, find_checkpoint, load_checkpoint
-from kptool.train.config import available_presets, load_preset, resolve_config
-from kptool.train.loop import TrainingDiverged, TrainingInterrupted, train
+import importlib
+from typing import Any
+
+# Imported on first use: `kptool train` validates its config before torch is loaded (fast errors).
+_HOMES = {"export_weights": "checkpoint", "find_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+          "available_presets": "config", "load_preset": "config", "resolve_config": "config",
+          "TrainingDiverged": "loop", "TrainingInterrupted": "loop", "train": "loop"}
 
 __all__ = ["available_presets", "load_preset", "resolve_config", "train", "TrainingInterrupted",
            "TrainingDiverged", "load_checkpoint", "export_weights", "find_checkpoint"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"kptool.train.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'kptool.train' has no attribute {name!r}")

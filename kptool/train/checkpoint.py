@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +79,32 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not p.is_file():
         raise InputError(p, "no such checkpoint file")
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():   # e.g. "Detected pickle protocol 4": noise about a file refused anyway
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError... for bad files
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        # torch's message suggests weights_only=False: never relay that, it would run the file's code
+        if "Unsupported global" in str(e):
+            raise InputError(p, "not a kptool checkpoint: it holds Python objects that only unrestricted "
+                                "unpickling could load, which could run code; not loaded, for safety") from None
+        if "Weights only load failed" in str(e):
+            first = "damaged, or not written by torch.save"
         raise InputError(p, f"not a readable kptool checkpoint ({first})") from None
     if not isinstance(obj, dict) or obj.get("format") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT):
         raise InputError(p, "not a kptool checkpoint (no kptool format tag; was it written by `kptool train`?)")
     if obj.get("version") != VERSION:
         raise InputError(p, f"unsupported checkpoint version {obj.get('version')!r} (this kptool reads {VERSION})")
-    if not isinstance(obj.get("config"), dict) or "model" not in obj:
-        raise InputError(p, "checkpoint lacks its config or model weights")
+    config = obj.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or not config["model"].get("name"):
+        raise InputError(p, "checkpoint lacks its config (with a model: section naming the model)")
+    if not isinstance(obj.get("model"), dict):
+        raise InputError(p, "checkpoint lacks its model weights")
+    if obj["format"] == CHECKPOINT_FORMAT:
+        for key in ("epoch", "batch", "step"):
+            if not isinstance(obj.get(key), int) or isinstance(obj.get(key), bool) or obj[key] < 0:
+                raise InputError(p, f"training checkpoint's {key!r} must be a non-negative integer, "
+                                    f"got {obj.get(key)!r}")
     return obj
 
 
@@ -108,6 +125,7 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, catego
         meta.update({"epoch": ckpt.get("epoch"), "best": ckpt.get("best"), "source": source})
     if category is not None:
         meta["category"] = category
+    check_weights_fit(src, ckpt)
     model = ckpt["model"]
     if half:
         model = {k: v.half() if v.is_floating_point() else v for k, v in model.items()}
@@ -117,6 +135,22 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, catego
     with atomic_path(out, overwrite=overwrite) as tmp:
         torch.save(weights, tmp)
     return Path(out)
+
+
+def check_weights_fit(path: str | os.PathLike, ckpt: dict[str, Any]) -> None:
+    """The checkpoint's weights load into the model its config describes (else InputError naming ``path``)."""
+    from kptool.models import build_model
+    from kptool.errors import KptoolError
+
+    try:
+        model = build_model(ckpt["config"]["model"])
+    except KptoolError as e:
+        raise InputError(path, f"its config does not describe a model kptool can build ({e})") from None
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise InputError(path, f"its weights do not fit the model in its config ({first[:300]})") from None
 
 
 def find_checkpoint(run_or_file: str | os.PathLike) -> Path:

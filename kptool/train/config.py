@@ -16,6 +16,7 @@ dict is what a run saves as ``config.yaml`` and stores in its checkpoints.
 from __future__ import annotations
 
 import copy
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,6 +24,7 @@ from typing import Any, Iterable
 import yaml
 
 from kptool.errors import InputError, KptoolError
+from kptool.io.safe_load import parse_yaml
 
 SECTIONS = ("name", "description", "model", "train", "data")
 
@@ -50,6 +52,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "num_workers": 0,           # DataLoader worker processes
 }
 DATA_DEFAULTS: dict[str, Any] = {"points": 2048}
+MAX_EPOCHS = 1_000_000   # more is a typo (1e40), not a plan
 
 # Keys that may change when a run is resumed; anything else would not continue the same run.
 RESUMABLE_KEYS = ("train.epochs", "train.val_every", "train.keep_every", "train.num_workers")
@@ -80,10 +83,7 @@ def load_preset(name_or_path: str | Path) -> dict[str, Any]:
     if text is None:
         raise KptoolError(f"unknown preset {str(name_or_path)!r}: neither a YAML file nor one of "
                           f"{', '.join(available_presets()) or '(none shipped)'}")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError(where, f"invalid YAML ({str(e).splitlines()[0]})") from None
+    doc = parse_yaml(text, where)
     if not isinstance(doc, dict):
         raise InputError(where, "a preset must be a YAML mapping with model:, train: and data: sections")
     return doc
@@ -96,8 +96,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not all(path):
         raise KptoolError(f"bad override {text!r}: expected section.key=value, e.g. train.lr=0.5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = parse_yaml(raw, f"--set {key}") if raw.strip() else None
+    except InputError:
         value = raw
     return path, value
 
@@ -122,7 +122,7 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str]) -> dict[st
 
 
 def _number(section: str, key: str, value: Any, kind: type, minimum: float | None = None,
-            allow_none: bool = False) -> Any:
+            allow_none: bool = False, maximum: float | None = None) -> Any:
     """Coerce a YAML value to ``kind``; PyYAML reads ``1e-3`` (no dot) as a string, so accept that."""
     if value is None and allow_none:
         return None
@@ -130,6 +130,8 @@ def _number(section: str, key: str, value: Any, kind: type, minimum: float | Non
         if isinstance(value, bool):
             raise ValueError
         number = float(value)
+        if not math.isfinite(number):
+            raise KptoolError(f"{section}.{key} must be a finite number, got {value!r}")
         if kind is int:
             if number != int(number):
                 raise ValueError
@@ -139,6 +141,8 @@ def _number(section: str, key: str, value: Any, kind: type, minimum: float | Non
                           f"got {value!r}") from None
     if minimum is not None and number < minimum:
         raise KptoolError(f"{section}.{key} must be at least {minimum}, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise KptoolError(f"{section}.{key} must be at most {maximum}, got {value!r}")
     return number
 
 
@@ -186,12 +190,12 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     _unknown_keys("train", train, TRAIN_DEFAULTS)
     _unknown_keys("data", data, DATA_DEFAULTS)
 
-    train["epochs"] = _number("train", "epochs", train["epochs"], int, minimum=1)
+    train["epochs"] = _number("train", "epochs", train["epochs"], int, minimum=1, maximum=MAX_EPOCHS)
     train["batch_size"] = _number("train", "batch_size", train["batch_size"], int, minimum=1)
     train["lr"] = _number("train", "lr", train["lr"], float, minimum=0)
     train["weight_decay"] = _number("train", "weight_decay", train["weight_decay"], float, minimum=0)
     train["grad_clip"] = _number("train", "grad_clip", train["grad_clip"], float, minimum=0, allow_none=True)
-    train["seed"] = _number("train", "seed", train["seed"], int, minimum=0)
+    train["seed"] = _number("train", "seed", train["seed"], int, minimum=0, maximum=2**32 - 1)
     for key in ("val_every", "keep_every", "num_workers"):
         train[key] = _number("train", key, train[key], int, minimum=0)
     train["optimizer"] = _check_choice("train", "optimizer", str(train["optimizer"]).lower(), OPTIMIZERS)
@@ -204,7 +208,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     # the model's own keys are checked against its constructor by kptool.models.build_model
     if not model.get("name"):
         raise KptoolError("model.name is missing (the registered model to train)")
-    model["num_keypoints"] = _number("model", "num_keypoints", model.get("num_keypoints"), int, minimum=1)
+    model["num_keypoints"] = _number("model", "num_keypoints", model.get("num_keypoints"), int, minimum=1,
+                                     maximum=data["points"])
     return {"name": str(config.get("name") or model["name"]), "description": str(config.get("description") or ""),
             "model": model, "train": train, "data": data}
 

@@ -36,6 +36,8 @@ from kptool.io.atomic import write_text
 from kptool.train import distributed as dd
 from kptool.train.checkpoint import (CHECKPOINT_FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint,
                                      set_rng_state)
+from kptool.train.checks import (check_batch_size, check_model_fits_data, check_optimizer_and_scheduler,
+                                 check_resumable, check_shapes)
 from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config
 from kptool.train.sampler import epoch_batches, eval_batches
 
@@ -158,20 +160,18 @@ def _build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any]):
         raise KptoolError(f"train.scheduler_options do not fit {cfg['scheduler']}: {e}") from None
 
 
-def _check_run_folder(out: Path, force: bool) -> None:
-    """A new run needs an empty (or absent) folder; ``force`` removes a previous run's files only."""
+def _check_run_folder(out: Path, force: bool) -> list[Path]:
+    """A new run needs an empty (or absent) folder; with ``force``, the previous run's files to remove
+    (removed only once everything else has been checked)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     if not out.is_dir() or not any(out.iterdir()):
-        return
+        return []
     if not force:
         raise OutputError(f"{out}: folder is not empty (use --resume to continue the run in it, "
                           f"or --force to start over)")
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    if (out / "checkpoints").is_dir():
-        for f in (out / "checkpoints").glob("*.pt"):
-            f.unlink()
+    checkpoints = sorted((out / "checkpoints").glob("*.pt")) if (out / "checkpoints").is_dir() else []
+    return [out / name for name in RUN_FILES] + checkpoints
 
 
 def _check_points(dataset: PreparedDataset, points: int) -> None:
@@ -230,7 +230,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     try:
-        state = None
+        state, stale = None, []
         if resume:
             state = load_checkpoint(ckpt_dir / "last.pt")
             bad = [k for k in config_changes(state["config"], config)
@@ -242,7 +242,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                 raise KptoolError(f"{out}: run already finished {state['epoch']} epochs; "
                                   f"pass a larger --epochs to train longer")
         else:
-            _check_run_folder(out, force)
+            stale = _check_run_folder(out, force)
         if data_dir is None:
             raise KptoolError("no prepared dataset given (--data)")
         tcfg = config["train"]
@@ -264,8 +264,14 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         if metric == "auto":
             metric = "das" if val_set is not None and val_set.has_keypoints else "val_loss"
 
+        check_optimizer_and_scheduler(tcfg)
         _seed_everything(tcfg["seed"])
         model = build_model(config["model"]).to(dev)
+        check_batch_size(tcfg, model)
+        check_model_fits_data(model, config)
+        for split_set in (train_set, val_set):
+            if split_set is not None:
+                check_shapes(split_set)
         paired = bool(getattr(model, "paired", False))
         optimizer = build_optimizer(model, tcfg)
         scheduler = _build_scheduler(optimizer, tcfg)
@@ -275,15 +281,15 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         running: dict[str, float] = {}
         best, history = None, []
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            check_resumable(ckpt_dir / "last.pt", state, model, optimizer, scheduler)   # loads the states
             epoch, batch_done, step = state["epoch"], state["batch"], state["step"]
             running, best, history = dict(state["running"]), state["best"], list(state["history"])
             set_rng_state(state["rng"])
             say_main(f"resuming {out} at epoch {epoch + 1}" + (f", batch {batch_done + 1}" if batch_done else ""))
         dd.barrier(info)   # every process has checked the run folder before rank 0 writes into it
-        if info.is_main:
+        if info.is_main:   # everything is checked: now the run folder may change
+            for f in stale:
+                f.unlink(missing_ok=True)
             write_text(out / "config.yaml", dump_config(config))
 
         def checkpoint(interrupted: bool = False) -> dict[str, Any]:
