@@ -20,7 +20,6 @@ cloud it is snapped to the nearest point). One annotator marks a set at most onc
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kptool.errors import InputError
+from kptool.io.safe_load import parse_json
 from kptool.io.shapes import existing_file, read_bytes
 
 if TYPE_CHECKING:   # the shape record; io does not import kptool.data at run time
@@ -91,10 +91,7 @@ class CorrespondenceFile:
 def read_correspondences(path: str | os.PathLike) -> CorrespondenceFile:
     """Read and check a ``kptool-correspondences`` file; :class:`InputError` names the place of a problem."""
     p = existing_file(path)
-    try:
-        doc = json.loads(read_bytes(p).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(p, f"not a JSON file ({e})") from None
+    doc = parse_json(read_bytes(p), p, "JSON correspondence file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(p, f"not a correspondence file (expected an object with \"format\": \"{FORMAT}\")")
     if doc.get("version") != VERSION:
