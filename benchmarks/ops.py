@@ -58,6 +58,8 @@ fpsample = optional("fpsample")
 ckdtree = optional("scipy.spatial")
 pytorch3d_ops = optional("pytorch3d.ops")
 torch_cluster = optional("torch_cluster")
+faiss = optional("faiss")
+KEOPS_SKIPPED = "not installed: source-only on PyPI, compiles C++ kernels with the system compiler at run time"
 
 
 def available(mod) -> bool:
@@ -146,6 +148,25 @@ def knn_peers(x: torch.Tensor, k: int) -> dict:
         peers["torch_cluster knn"] = lambda: torch_cluster.knn(flat, flat, k, batch, batch)
     else:
         peers["torch_cluster"] = torch_cluster
+    return peers
+
+
+def knn_feature_peers(x: torch.Tensor, k: int) -> dict:
+    """kNN in feature space (DGCNN's EdgeConv graph), ``x (B, N, D)`` self-query."""
+    peers = {"torch.cdist + topk": lambda: torch.cdist(x, x).topk(k, dim=-1, largest=False)}
+    if available(faiss):
+        faiss.omp_set_num_threads(torch.get_num_threads())
+        xn = [np.ascontiguousarray(c) for c in x.numpy()]
+
+        def faiss_knn():  # exact search: one flat L2 index per cloud
+            for c in xn:
+                index = faiss.IndexFlatL2(c.shape[1])
+                index.add(c)
+                index.search(c, k)
+        peers["faiss IndexFlatL2 (exact)"] = faiss_knn
+    else:
+        peers["faiss"] = faiss
+    peers["pykeops"] = KEOPS_SKIPPED
     return peers
 
 
@@ -335,6 +356,9 @@ def main() -> None:
                             fps_peers(big, 2048), max(3, repeats // 2)))
     results.append(run_case("kNN k=16, B=8, N=2048 (self-query)", lambda: knn(small, small, 16),
                             knn_peers(small, 16), repeats))
+    features = torch.randn(8, 2048, 64, generator=g)
+    results.append(run_case("kNN k=20 in feature space, B=8, N=2048, D=64 (self-query)",
+                            lambda: knn(features, features, 20), knn_feature_peers(features, 20), repeats))
     with torch.no_grad():
         results.append(run_case("Chamfer forward, B=8, 2048 vs 2048", lambda: chamfer_distance(small, other),
                                 chamfer_peers(small, other, backward=False), repeats))

@@ -175,9 +175,10 @@ class AuthorsStyleMerger(torch.nn.Module):
                                       torch.nn.Linear(256, p))
         self.emb = torch.nn.ParameterList(torch.nn.Parameter(torch.randn(200, 3) * 0.002) for _ in range(p))
 
-    def training_loss(self, x):
+    def training_loss(self, batch):
         from kptool.losses import composite_chamfer_distance_reference
 
+        x = batch["points"]
         levels = [(x, x.repeat(1, 1, 3))]
         for sa in self.sa:
             levels.append(sa(*levels[-1]))
@@ -236,7 +237,7 @@ def main(argv=None) -> None:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = model.training_loss(clouds)
+        loss, _ = model.training_loss({"points": clouds})
         loss.backward()
         optimizer.step()
         if device.type == "cuda":

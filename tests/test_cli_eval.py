@@ -142,3 +142,117 @@ def test_split_defaults_to_the_predictions_split(tmp_path, capsys):
     report = json.loads(out)
     assert report["split"] == "test" and report["num_shapes"] == len(test_ids)
     assert "no predictions" not in err
+
+
+def test_default_out_folder_refuses_only_its_own_files(tmp_path, capsys):
+    shapes = make_dataset(tmp_path / "data")
+    make_predictions(tmp_path / "p.json", shapes)
+    args = [str(tmp_path / "p.json"), "--data", str(tmp_path / "data")]
+    code, _, err = run(capsys, "eval", "das", *args)
+    assert code == 0, err
+    code, _, err = run(capsys, "eval", "miou", *args)      # same default folder, other files
+    assert code == 0, err
+    names = {p.name for p in (tmp_path / "p.eval").iterdir()}
+    assert {"das_by_slot.csv", "miou_euclidean.csv", "keypoints.png"} <= names
+    code, _, err = run(capsys, "eval", "miou", *args)      # its own files again: refused
+    assert code == 2 and "miou_euclidean.csv" in err and "--force" in err
+
+
+def test_tables_do_not_depend_on_terminal_width_or_path_length(tmp_path, capsys, monkeypatch):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "data"
+    shapes = make_dataset(deep)
+    make_predictions(tmp_path / "p.json", shapes)
+    outputs = []
+    for columns in ("40", "200"):
+        monkeypatch.setenv("COLUMNS", columns)
+        code, out, err = run(capsys, "eval", "das", str(tmp_path / "p.json"), "--data", str(deep), "--split", "test",
+                             "--out", str(tmp_path / f"o{columns}"))
+        assert code == 0, err
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+    lines = outputs[0].splitlines()
+    assert f"toy on {deep} (3 shapes, split test)" in lines
+    assert any("DAS (mean)" in line and "mean of forward and backward" in line for line in lines)
+
+
+def test_library_evaluate_matches_the_cli(tmp_path, capsys):
+    import kptool
+
+    shapes = make_dataset(tmp_path / "data")
+    make_predictions(tmp_path / "p.json", shapes)
+    report = kptool.evaluate(tmp_path / "data", tmp_path / "p.json", ["das", "part-corr"])
+    code, out, err = run(capsys, "eval", "all", str(tmp_path / "p.json"), "--data", str(tmp_path / "data"), "--json")
+    cli = json.loads(out)["metrics"]
+    assert report.metrics["das"] == cli["das"] and report.metrics["part-corr"] == cli["part-corr"]
+    assert report.files == []          # no output folder given: nothing written
+
+
+def test_predictions_of_every_kind_round_trip_and_version_1_reads(tmp_path):
+    from kptool.io.predictions import read_predictions
+
+    rng = np.random.default_rng(0)
+    emb = {"a": rng.random((5, 4)).astype(np.float32), "b/c": rng.random((6, 4)).astype(np.float32)}
+    write_predictions(tmp_path / "e.json", Predictions(arrays=emb, kind="embeddings", method="m", split="test"))
+    back = read_predictions(tmp_path / "e.json")
+    assert back.kind == "embeddings" and back.ids == ["a", "b/c"] and back.split == "test"
+    for k in emb:
+        np.testing.assert_array_equal(back.arrays[k], emb[k])
+    kp2 = Predictions({"a": np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)}, kind="keypoints_2d",
+                      visible={"a": np.array([True, False])})
+    write_predictions(tmp_path / "k2.json", kp2)
+    back = read_predictions(tmp_path / "k2.json")
+    np.testing.assert_array_equal(back.keypoints["a"], kp2.keypoints["a"])
+    assert back.visible["a"].tolist() == [True, False]
+    # a version 1 file (kptool 0.1) is keypoints
+    (tmp_path / "v1.json").write_text(json.dumps({"format": "kptool-predictions", "version": 1, "method": "x",
+                                                  "shapes": [{"id": "s0", "keypoints": [[0, 1, 2]]}]}))
+    v1 = read_predictions(tmp_path / "v1.json")
+    assert v1.kind == "keypoints" and v1.keypoints["s0"].tolist() == [[0, 1, 2]]
+    # the NPZ must sit beside its document
+    doc = json.loads((tmp_path / "e.json").read_text())
+    doc["arrays"] = "../e.npz"
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    from kptool.errors import InputError
+
+    with pytest.raises(InputError, match="beside"):
+        read_predictions(tmp_path / "bad.json")
+
+
+def test_extras_reach_batches_memory_mapped(tmp_path):
+    from kptool.data.batches import batch_to, collate_shapes
+    from kptool.data.prepared import PreparedDataset
+    from kptool.errors import InputError
+
+    shapes = make_dataset(tmp_path / "data", geodesics=True)
+    ds = PreparedDataset(tmp_path / "data", "test")
+    data = ds.torch_dataset(("points", "extras/geodesic_keypoints"))
+    batch = batch_to(collate_shapes([data[i] for i in range(3)]), "cpu")
+    tables = batch["extras/geodesic_keypoints"]
+    assert len(tables) == 3 and all(isinstance(t, np.memmap) for t in tables)   # read only where indexed
+    expected = np.linalg.norm(shapes[1].points[None, [0, 1, 2]] - shapes[1].points[:, None], axis=-1).T
+    np.testing.assert_allclose(tables[1][:, :5], expected[:, :5], rtol=1e-6)
+    with pytest.raises(InputError, match="no 'nope' tables"):
+        ds.torch_dataset(("points", "extras/nope"))
+
+
+def test_a_failed_evaluation_leaves_none_of_its_files(tmp_path, monkeypatch):
+    import kptool
+    from kptool.errors import KptoolError
+    from kptool.metrics.registered import KeypointMIoU
+
+    shapes = make_dataset(tmp_path / "data")
+    make_predictions(tmp_path / "p.json", shapes)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("not kptool's")
+
+    def fail(self, ctx):
+        raise KptoolError("miou failed")
+
+    monkeypatch.setattr(KeypointMIoU, "compute", fail)
+    # das writes its files first, then miou fails: das's files go, the folder's own file stays
+    with pytest.raises(KptoolError, match="miou failed"):
+        kptool.evaluate(tmp_path / "data", tmp_path / "p.json", ["das", "miou"], out=tmp_path / "o", grid=2)
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["mine.txt"]
+    with pytest.raises(KptoolError, match="miou failed"):
+        kptool.evaluate(tmp_path / "data", tmp_path / "p.json", ["das", "miou"], out=tmp_path / "new")
+    assert not (tmp_path / "new").exists()

@@ -45,7 +45,7 @@ def test_load_detector_from_run_checkpoint_and_weights(trained, tmp_path):
     assert det.normalize == "skeleton-merger"
     weights = export_weights(run, tmp_path / "w.pt")
     clouds = [s.points for s in PreparedDataset(data, "test")]
-    expected = det.model.detect(torch.from_numpy(np.stack(clouds)))
+    expected = det.model.predict({"points": torch.from_numpy(np.stack(clouds))})["keypoints"]
     for other in (det, load_detector(run / "checkpoints" / "last.pt", "cpu"), load_detector(weights, "cpu")):
         got = other.detect_batch(clouds)
         assert len(got) == len(clouds)
@@ -119,28 +119,28 @@ def test_detect_folder_json_ply_and_png(trained, tmp_path, capsys):
     np.savetxt(folder / "one.xyz", cloud(1))
     np.save(folder / "sub" / "two.npy", cloud(2).astype(np.float32))
     (folder / "notes.md").write_text("not a shape")
-    code, _, err = run_cli(["detect", str(folder), "-c", str(run), "--out", str(tmp_path / "p.json"),
+    code, _, err = run_cli(["detect", str(folder), "--checkpoint", str(run), "--out", str(tmp_path / "p.json"),
                             "--png", str(tmp_path / "k.png"), "--device", "cpu"], capsys)
     assert code == 0, err
     preds = read_predictions(tmp_path / "p.json")
     assert preds.ids == ["one.xyz", "sub/two.npy"] and preds.frame == "original" and preds.num_keypoints == 3
     assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, _, err = run_cli(["detect", str(folder), "-c", str(run), "--out", str(tmp_path / "ply"),
+    code, _, err = run_cli(["detect", str(folder), "--checkpoint", str(run), "--out", str(tmp_path / "ply"),
                             "--format", "ply"], capsys)
     assert code == 0, err
     assert sorted(p.relative_to(tmp_path / "ply").as_posix() for p in (tmp_path / "ply").rglob("*.ply")) == \
         ["one.keypoints.ply", "sub/two.keypoints.ply"]
     # never overwrite without --force
-    code, _, err = run_cli(["detect", str(folder), "-c", str(run), "--out", str(tmp_path / "p.json")], capsys)
+    code, _, err = run_cli(["detect", str(folder), "--checkpoint", str(run), "--out", str(tmp_path / "p.json")], capsys)
     assert code == 2 and "already exists" in err
-    code, _, err = run_cli(["detect", str(folder), "-c", str(run), "--out", str(tmp_path / "p.json"), "--force"],
-                           capsys)
+    code, _, err = run_cli(["detect", str(folder), "--checkpoint", str(run), "--out", str(tmp_path / "p.json"),
+                            "--force"], capsys)
     assert code == 0, err
 
 
 def test_detect_single_file_npz(trained, tmp_path, capsys):
     np.savetxt(tmp_path / "a.xyz", cloud(5))
-    code, _, err = run_cli(["detect", str(tmp_path / "a.xyz"), "-c", str(trained[1]),
+    code, _, err = run_cli(["detect", str(tmp_path / "a.xyz"), "--checkpoint", str(trained[1]),
                             "--out", str(tmp_path / "a.npz")], capsys)
     assert code == 0, err
     with np.load(tmp_path / "a.npz") as z:
@@ -149,7 +149,7 @@ def test_detect_single_file_npz(trained, tmp_path, capsys):
 
 def test_detect_prepared_split_writes_predictions(trained, tmp_path, capsys):
     data, run = trained
-    code, _, err = run_cli(["detect", str(data), "-c", str(run), "--split", "val",
+    code, _, err = run_cli(["detect", str(data), "--checkpoint", str(run), "--split", "val",
                             "--out", str(tmp_path / "val.json")], capsys)
     assert code == 0, err
     preds = read_predictions(tmp_path / "val.json")
@@ -179,9 +179,9 @@ def test_detect_user_errors_are_one_line(tmp_path, capsys, args, message):
 
 def test_detect_unreadable_input_names_the_file(trained, tmp_path, capsys):
     (tmp_path / "broken.ply").write_bytes(b"ply\nformat garbage\n")
-    code, _, err = run_cli(["detect", str(tmp_path / "broken.ply"), "-c", str(trained[1])], capsys)
+    code, _, err = run_cli(["detect", str(tmp_path / "broken.ply"), "--checkpoint", str(trained[1])], capsys)
     assert code == 2 and "broken.ply" in err and "Traceback" not in err
-    code, _, err = run_cli(["detect", str(tmp_path / "missing.ply"), "-c", str(trained[1])], capsys)
+    code, _, err = run_cli(["detect", str(tmp_path / "missing.ply"), "--checkpoint", str(trained[1])], capsys)
     assert code == 2 and "missing.ply: no such file" in err
 
 

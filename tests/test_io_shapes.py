@@ -323,3 +323,14 @@ def test_off_polygons_and_colours(tmp_path):
     vertices, faces = load_mesh(path)
     assert vertices.shape == (4, 3)
     np.testing.assert_array_equal(faces, [[0, 1, 2], [0, 2, 3]])
+
+
+def test_io_does_not_import_the_data_layer():
+    """kptool.data builds on kptool.io (readers, atomic writes); the reverse would be a cycle."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kptool.io, kptool.io.predictions, kptool.io.writers; "
+            "print(sorted(m for m in sys.modules if m.startswith('kptool.data')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

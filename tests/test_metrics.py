@@ -273,3 +273,19 @@ def test_perturbations():
     with pytest.raises(KptoolError):
         perturb(p, "shear", 1.0, rng)
     assert set(DEFAULT_LEVELS) == {"noise", "rotation-up", "rotation-so3", "decimation", "translation", "scale"}
+
+
+def test_part_segmentation_miou_hand_worked():
+    from types import SimpleNamespace
+
+    from kptool.data.shape import Shape
+    from kptool.metrics import METRICS, EvalContext
+
+    truth = np.array([1, 1, 2, 2, 3])
+    logits = np.eye(4)[[1, 2, 2, 2, 3]]          # predicts 1, 2, 2, 2, 3
+    shape = Shape(points=np.zeros((5, 3), np.float32), id="s", point_labels=truth)
+    ctx = EvalContext(SimpleNamespace(manifest={"part_names": {"1": "a", "2": "b", "3": "c", "4": "d"}}), [shape],
+                      {"point_logits": [logits]})
+    result = METRICS.build({"name": "part-miou"}).compute(ctx)
+    # part 1: 1/2, part 2: 2/3, part 3: 1, part 4 absent from both: 1
+    assert result["miou"] == pytest.approx((0.5 + 2 / 3 + 1 + 1) / 4)

@@ -17,8 +17,11 @@ from conftest import requires_cuda
 
 # A tiny network with the reference structure (2 MSG levels) for fast tests.
 SMALL = dict(
-    set_abstraction=[(32, (0.3, 0.6), (8, 16), ((8, 16), (8, 16))), (8, (0.6, 1.2), (8, 16), ((16, 32), (16, 32)))],
-    feature_propagation=[(32,), (32,)], activation_widths=(32, 16), head_width=16, dropout=0.0,
+    backbone={"name": "pointnet2-msg",
+              "set_abstraction": [(32, (0.3, 0.6), (8, 16), ((8, 16), (8, 16))),
+                                  (8, (0.6, 1.2), (8, 16), ((16, 32), (16, 32)))],
+              "feature_propagation": [(32,), (32,)]},
+    activation_widths=(32, 16), head_width=16, dropout=0.0,
     skeleton_max_points=40,
 )
 
@@ -43,17 +46,17 @@ def _model(cls=SkeletonMerger, seed: int = 0, **kw):
 
 def test_registry_and_presets():
     assert MODELS["skeleton-merger"] is SkeletonMerger and MODELS["skeleton-mutual"] is SkeletonMutual
-    assert not SkeletonMerger.paired and SkeletonMutual.paired
     for name, cls in (("skeleton-merger", SkeletonMerger), ("skeleton-mutual", SkeletonMutual)):
         config = resolve_config(name)
         model = build_model(config["model"])
-        assert type(model) is cls and model.num_keypoints == 10
+        assert type(model) is cls and model.num_keypoints == 10 and model.paired == (cls is SkeletonMutual)
         # the preset builds the reference architecture
         assert [(sa.num_centers, sa.radii, sa.max_samples) for sa in model.backbone.sa] == \
                [(c, r, k) for c, r, k, _ in REFERENCE_SA]
         assert model.backbone.global_channels == 1024 and model.backbone.out_channels == 128
         assert model.decoder.offsets.shape == (45, 200, 3)
-    assert build_model(resolve_config("skeleton-mutual")["model"]).mutual_weight == 0.5
+        assert [fp.interpolation_power for fp in model.backbone.fp] == [2] * 4  # PointNet++'s 1/d^2
+    assert build_model(resolve_config("skeleton-mutual")["model"]).loss.mutual_weight == 0.5
     with pytest.raises(KptoolError, match="unknown model 'nope'"):
         build_model({"name": "nope"})
     with pytest.raises(KptoolError, match="skeleton-merger"):
@@ -71,7 +74,7 @@ def test_reference_widths():
 
 def test_fast_backbone_equals_reference_path():
     torch.manual_seed(0)
-    net = PointNet2MSG(9, SMALL["set_abstraction"], SMALL["feature_propagation"]).double()
+    net = PointNet2MSG(9, SMALL["backbone"]["set_abstraction"], SMALL["backbone"]["feature_propagation"]).double()
     xyz = _clouds(2).double()
     feats = xyz.repeat(1, 1, 3)
     levels = [(xyz, feats)]
@@ -119,28 +122,28 @@ def test_training_reduces_loss():
     model = _model()
     points = _clouds(4)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    start, _ = model.training_loss(points)
+    start, _ = model.training_loss({"points": points})
     for _ in range(12):
         opt.zero_grad()
-        loss, parts = model.training_loss(points)
+        loss, parts = model.training_loss({"points": points})
         loss.backward()
         opt.step()
     assert set(parts) == {"loss", "ccd_self", "offset_l2"}
-    assert model.training_loss(points)[0].item() < 0.75 * start.item()
+    assert model.training_loss({"points": points})[0].item() < 0.75 * start.item()
 
 
 def test_mutual_training_reduces_loss_and_logs_components():
     model = _model(SkeletonMutual)
     points = _clouds(4)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    start, parts = model.training_loss(points)
+    start, parts = model.training_loss({"points": points})
     assert set(parts) == {"loss", "ccd_self", "ccd_mutual", "offset_l2", "keypoint_offset_l2"}
     for _ in range(12):
         opt.zero_grad()
-        loss, _ = model.training_loss(points)
+        loss, _ = model.training_loss({"points": points})
         loss.backward()
         opt.step()
-    assert model.training_loss(points)[0].item() < 0.75 * start.item()
+    assert model.training_loss({"points": points})[0].item() < 0.75 * start.item()
 
 
 def test_mutual_pairing():
@@ -156,19 +159,19 @@ def test_mutual_pairing():
     torch.testing.assert_close(reshaped, kp[[2, 3, 0, 1]])
     # swapping the partners changes the mutual term, not the self term
     points = _clouds(4)
-    _, paired = model.training_loss(points)
-    _, swapped = model.training_loss(points[[0, 1, 3, 2]])
+    _, paired = model.training_loss({"points": points})
+    _, swapped = model.training_loss({"points": points[[0, 1, 3, 2]]})
     assert swapped["ccd_self"] == pytest.approx(paired["ccd_self"], rel=1e-5)
     assert swapped["ccd_mutual"] != pytest.approx(paired["ccd_mutual"], rel=1e-3)
     with pytest.raises(KptoolError, match="must be even"):
-        model.training_loss(points[:3])
+        model.training_loss({"points": points[:3]})
 
 
 def test_mutual_loss_is_the_sum_of_its_parts():
     """The batched self + mutual pass equals separate decoder/CCD calls with the self keypoints' counts."""
     model = _model(SkeletonMutual).eval()
     points = _clouds(4)
-    loss, parts = model.training_loss(points)
+    loss, parts = model.training_loss({"points": points})
     out = model(points)
     reshaped, offset = model.mutual_keypoints(out["keypoints"])
     counts = model.decoder.point_counts(out["keypoints"])
@@ -176,7 +179,7 @@ def test_mutual_loss_is_the_sum_of_its_parts():
     ccd_mutual = model.reconstruction_loss(points, reshaped, out["activations"], counts)
     expected = (0.5 * (ccd_self[:2].mean() + ccd_self[2:].mean())
                 + 0.5 * (ccd_mutual[:2].mean() + ccd_mutual[2:].mean())
-                + model.offset_penalty() + model.keypoint_offset_weight * (offset ** 2).sum(-1).mean())
+                + model.loss.offset_penalty(model) + model.loss.keypoint_offset_weight * (offset ** 2).sum(-1).mean())
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert parts["ccd_mutual"] == pytest.approx(ccd_mutual.mean().item(), rel=1e-5)
 
@@ -185,16 +188,16 @@ def test_detect_and_determinism():
     points = _clouds(2)
     a, b = _model(seed=1), _model(seed=1)
     a.train()
-    kp = a.detect(points)
+    kp = a.predict({"points": points})["keypoints"]
     assert kp.shape == (2, 4, 3) and not kp.requires_grad and a.training
-    torch.testing.assert_close(kp, b.detect(points))
+    torch.testing.assert_close(kp, b.predict({"points": points})["keypoints"])
     torch.manual_seed(5)
-    la = a.training_loss(points)[0]
+    la = a.training_loss({"points": points})[0]
     torch.manual_seed(5)
-    lb = b.training_loss(points)[0]
+    lb = b.training_loss({"points": points})[0]
     assert la.item() == lb.item()
     with pytest.raises(KptoolError, match="at least 32 points"):
-        a.detect(points[:, :20])
+        a.predict({"points": points[:, :20]})["keypoints"]
 
 
 @requires_cuda
@@ -202,8 +205,9 @@ def test_cuda_matches_cpu():
     points = _clouds(4)
     cpu = _model(SkeletonMutual, seed=2)
     gpu = _model(SkeletonMutual, seed=2).cuda()
-    torch.testing.assert_close(gpu.detect(points.cuda()).cpu(), cpu.detect(points), rtol=1e-4, atol=1e-4)
-    loss, _ = gpu.training_loss(points.cuda())
+    torch.testing.assert_close(gpu.predict({"points": points.cuda()})["keypoints"].cpu(),
+                               cpu.predict({"points": points})["keypoints"], rtol=1e-4, atol=1e-4)
+    loss, _ = gpu.training_loss({"points": points.cuda()})
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in gpu.parameters() if p.grad is not None)
 
@@ -221,6 +225,33 @@ def test_checkpoint_detector_accepts_clouds_below_the_model_minimum():
     assert kp.shape == (4, 3)
     # convex combinations of the cloud's own points
     assert (kp >= cloud.min(0) - 1e-6).all() and (kp <= cloud.max(0) + 1e-6).all()
+
+
+def test_checkpoint_without_interpolation_key_keeps_inverse_distance(tmp_path):
+    """Weights saved by kptool 0.1 (flat model section, no ``interpolation_power``) load the 1/d network."""
+    from kptool.detect import load_detector
+
+    def keypoints(model, points):
+        return model.predict({"points": points})["keypoints"]
+
+    backbone = SMALL["backbone"]
+    old = _model(seed=3, backbone={**backbone, "interpolation_power": 1})
+    flat = {"name": "skeleton-merger", "num_keypoints": 4, **{k: v for k, v in SMALL.items() if k != "backbone"},
+            **{k: v for k, v in backbone.items() if k != "name"}}
+    config = {"name": "skeleton-merger", "model": flat, "data": {"points": 128}}
+    torch.save({"format": "kptool-weights", "version": 1, "config": config, "model": old.state_dict(),
+                "frame": {}, "meta": {}}, tmp_path / "old.pt")
+    det = load_detector(tmp_path / "old.pt", "cpu")
+    assert [fp.interpolation_power for fp in det.model.backbone.fp] == [1, 1]
+    old.eval()
+    points = _clouds(2)
+    torch.testing.assert_close(keypoints(det.model, points), keypoints(old, points))
+    new = _model(seed=3, backbone={**backbone, "interpolation_power": 2})
+    new.load_state_dict(old.state_dict())
+    new.eval()
+    assert not torch.allclose(keypoints(new, points), keypoints(old, points))
+    with pytest.raises(KptoolError, match="interpolation_power must be 1 or 2"):
+        _model(backbone={**backbone, "interpolation_power": 3})
 
 
 def test_axis_scale_fit_follows_stretches_but_not_mirrors():
@@ -241,11 +272,38 @@ def test_mutual_with_axis_scale_alignment_trains():
     reshaped, offset = model.mutual_keypoints(kp)
     assert reshaped.shape == kp.shape and offset.shape == kp.shape
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    start, _ = model.training_loss(points)
+    start, _ = model.training_loss({"points": points})
     for _ in range(12):
         opt.zero_grad()
-        model.training_loss(points)[0].backward()
+        model.training_loss({"points": points})[0].backward()
         opt.step()
-    assert model.training_loss(points)[0].item() < 0.75 * start.item()
+    assert model.training_loss({"points": points})[0].item() < 0.75 * start.item()
     with pytest.raises(KptoolError, match="keypoint_alignment"):
         _model(SkeletonMutual, keypoint_alignment="affine")
+
+
+def test_kptool_01_flat_model_sections_build_the_same_model():
+    """Checkpoints and shipped weights store 0.1's flat model section; it must build the same network and loss."""
+    flat = {"name": "skeleton-mutual", "num_keypoints": 4, **{k: v for k, v in SMALL.items() if k != "backbone"},
+            "set_abstraction": SMALL["backbone"]["set_abstraction"],
+            "feature_propagation": SMALL["backbone"]["feature_propagation"],
+            "offset_weight": 0.02, "self_weight": 0.7, "mutual_weight": 0.3, "keypoint_offset_weight": 2.0}
+    nested = resolve_config({"model": flat})["model"]
+    assert nested["backbone"] == {"name": "pointnet2-msg", "interpolation_power": 1,   # 0.1 weighted by 1/d
+                                  **{k: SMALL["backbone"][k] for k in ("set_abstraction", "feature_propagation")}}
+    assert nested["loss"] == {"name": "mutual-reconstruction", "offset_weight": 0.02, "self_weight": 0.7,
+                              "mutual_weight": 0.3, "keypoint_offset_weight": 2.0}
+    torch.manual_seed(3)
+    old = build_model(flat)
+    torch.manual_seed(3)
+    new = build_model(nested)
+    for (ka, va), (kb, vb) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    points = _clouds(4)
+    torch.manual_seed(0)
+    a = old.training_loss({"points": points})
+    torch.manual_seed(0)
+    b = new.training_loss({"points": points})
+    assert a[0].item() == b[0].item() and a[1] == b[1]
+    with pytest.raises(KptoolError, match="does not fit model 'skeleton-merger'"):
+        build_model({"name": "skeleton-merger", "loss": {"name": "mutual-reconstruction"}})

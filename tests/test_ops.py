@@ -159,6 +159,44 @@ def test_knn_rejects_mismatched_batches():
         knn(torch.rand(2, 5, 3), torch.rand(2, 5, 3), 0)
 
 
+@pytest.mark.parametrize("dim", [1, 2, 5, 64])
+def test_knn_any_dimension_matches_reference_ragged(dim):
+    q, p = cloud(3, 40, dim, seed=40 + dim), cloud(3, 150, dim, seed=50 + dim)
+    ql, pl = torch.tensor([40, 25, 1]), torch.tensor([150, 7, 90])  # cloud 1: fewer points than k
+    d, i = knn(q, p, 10, ql, pl)
+    dr, ir = ref.knn(q, p, 10, ql, pl)
+    rows = torch.arange(40) < ql[:, None]
+    assert torch.equal(i[rows], ir[rows])
+    torch.testing.assert_close(d[rows], dr[rows])
+    assert torch.equal(knn_torch(q, p, 10, pl)[rows], ir[rows])
+
+
+def test_knn_features_far_from_the_origin_and_ties():
+    # Tiny distances on huge norms: the rough BLAS table alone would misorder these.
+    g = torch.Generator().manual_seed(60)
+    p = 1000.0 + 1e-2 * torch.randn(2, 300, 32, generator=g)
+    q = p[:, :50] + 1e-3 * torch.randn(2, 50, 32, generator=g)
+    _, i = knn(q, p, 8)
+    _, ir = ref.knn(q, p, 8, full(2, 50), full(2, 300))
+    assert torch.equal(i, ir)
+    # exact duplicates in feature space: lowest index first
+    dup = cloud(1, 20, 16, seed=61).repeat(1, 3, 1)
+    d, i = knn(dup, dup, 3)
+    assert torch.equal(i[0, :20], torch.arange(20)[:, None] + torch.tensor([0, 20, 40]))
+    assert (d == 0).all()
+
+
+def test_knn_result_is_named_and_differentiable_in_any_dimension():
+    q, p = cloud(2, 6, 7, seed=62, dtype=torch.float64), cloud(2, 9, 7, seed=63, dtype=torch.float64)
+    out = knn(q, p, 3)
+    assert out.dists is out[0] and out.idx is out[1] and out.idx.dtype == torch.int64
+    q.requires_grad_()
+    p.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: knn(a, b, 3).dists, (q, p))
+    with pytest.raises(ValueError, match=r"points must have shape \(B, N, 7\), got \(2, 9, 3\)"):
+        knn(q, torch.rand(2, 9, 3, dtype=torch.float64), 3)
+
+
 # ---------------------------------------------------------------- ball query
 
 def test_ball_query_hand_worked():
@@ -210,23 +248,32 @@ def test_gather_matches_reference_and_has_gradients():
         gather(feats, idx + 1)
 
 
-def test_three_nn_interpolate_matches_reference():
+@pytest.mark.parametrize("power", [1, 2])
+def test_three_nn_interpolate_matches_reference(power):
     u, k = cloud(2, 30, 3, seed=17), cloud(2, 12, 3, seed=18)
     f = cloud(2, 12, 5, seed=19)
     kl = torch.tensor([12, 2])  # second cloud: fewer than 3 known points
-    expected = ref.three_nn_interpolate(u, k, f, kl)
-    torch.testing.assert_close(three_nn_interpolate(u, k, f, kl), expected)
+    expected = ref.three_nn_interpolate(u, k, f, kl, power=power)
+    torch.testing.assert_close(three_nn_interpolate(u, k, f, kl, power=power), expected)
 
 
 def test_three_nn_interpolate_hand_worked_and_gradients():
     known = torch.tensor([[[0.0, 0, 0], [2, 0, 0], [10, 0, 0], [20, 0, 0]]], dtype=torch.float64)
     feats = torch.tensor([[[1.0], [4.0], [100.0], [7.0]]], dtype=torch.float64, requires_grad=True)
-    unknown = torch.tensor([[[1.0, 0, 0], [2, 0, 0]]], dtype=torch.float64)
+    unknown = torch.tensor([[[1.0, 0, 0], [2, 0, 0], [4, 0, 0]]], dtype=torch.float64)
+    # x=1: distances 1, 1, 9 -> weights 1, 1, 1/81 (default: squared distances) over (1, 4, 100)
     out = three_nn_interpolate(unknown, known, feats)
-    # x=1: distances 1, 1, 9 -> weights 1, 1, 1/9 over (1, 4, 100)
-    assert out[0, 0, 0].item() == pytest.approx((1 + 4 + 100 / 9) / (2 + 1 / 9))
+    assert out[0, 0, 0].item() == pytest.approx((1 + 4 + 100 / 81) / (2 + 1 / 81))
     assert out[0, 1, 0].item() == pytest.approx(4.0, abs=1e-6)
+    # x=4: distances 2, 4, 6 to (4, 1, 100) -> 1/4, 1/16, 1/36
+    assert out[0, 2, 0].item() == pytest.approx((4 / 4 + 1 / 16 + 100 / 36) / (1 / 4 + 1 / 16 + 1 / 36))
+    # power=1 (kptool 0.1): weights 1, 1, 1/9 and 1/2, 1/4, 1/6
+    old = three_nn_interpolate(unknown, known, feats, power=1)
+    assert old[0, 0, 0].item() == pytest.approx((1 + 4 + 100 / 9) / (2 + 1 / 9))
+    assert old[0, 2, 0].item() == pytest.approx((4 / 2 + 1 / 4 + 100 / 6) / (1 / 2 + 1 / 4 + 1 / 6))
     assert torch.autograd.gradcheck(lambda f: three_nn_interpolate(unknown, known, f), (feats,))
+    with pytest.raises(ValueError, match="power must be 1 or 2"):
+        three_nn_interpolate(unknown, known, feats, power=3)
 
 
 # ---------------------------------------------------------------- Chamfer distance
@@ -358,7 +405,14 @@ def test_ops_on_cuda_match_cpu():
     assert torch.equal(ball_query(yc, xc, 0.15, 16, points_lengths=xl.cuda()).cpu(),
                        ball_query(y, x, 0.15, 16, points_lengths=xl))
     f = cloud(2, 300, 6, seed=27)
-    torch.testing.assert_close(three_nn_interpolate(yc, xc, f.cuda()).cpu(), three_nn_interpolate(y, x, f))
+    fq, fp = cloud(2, 100, 64, seed=28), cloud(2, 300, 64, seed=29)   # feature space, DGCNN's case
+    di, ii = knn(fq.cuda(), fp.cuda(), 20, points_lengths=xl.cuda())
+    dci, ici = knn(fq, fp, 20, points_lengths=xl)
+    assert torch.equal(ii.cpu(), ici)
+    torch.testing.assert_close(di.cpu(), dci)
+    for power in (1, 2):
+        torch.testing.assert_close(three_nn_interpolate(yc, xc, f.cuda(), power=power).cpu(),
+                                   three_nn_interpolate(y, x, f, power=power))
     xr = xc.clone().requires_grad_()
     loss = chamfer_distance(xr, yc, x_lengths=xl.cuda())
     loss.backward()

@@ -101,8 +101,16 @@ def test_synthetic_parallel_and_torch_dataset(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(shape.normals, axis=1), 1, atol=1e-5)
     _, _, face = trimesh.proximity.closest_point(mesh, shape.points[:100])
     assert np.median(np.abs(np.sum(shape.normals[:100] * mesh.face_normals[face], axis=1))) > 0.99
-    batch = collate_shapes([ds.torch_dataset(with_keypoints=True)[i] for i in range(3)])
-    assert tuple(batch["points"].shape) == (3, 512, 3)
+    fields = ("points", "keypoints", "keypoint_ids", "point_labels", "normals", "class_label")
+    batch = collate_shapes([ds.torch_dataset(fields)[i] for i in range(3)])
+    assert tuple(batch["points"].shape) == (3, 512, 3) and tuple(batch["point_labels"].shape) == (3, 512)
+    assert tuple(batch["normals"].shape) == (3, 512, 3) and batch["class_label"].tolist() == [0, 0, 0]
+    # annotations stay per shape (their counts vary), exactly as stored
+    assert len(batch["keypoints"]) == 3
+    for i in range(3):
+        np.testing.assert_array_equal(batch["keypoints"][i].numpy(), ds[i].keypoints)
+        np.testing.assert_array_equal(batch["keypoint_ids"][i].numpy(), ds[i].keypoint_ids)
+    assert set(ds.torch_dataset(("points",))[0]) == {"index", "id", "points"}    # only what is asked for
     # same seed -> the same dataset, whatever the worker count
     run_prepare(SyntheticSource("chair", 6, seed=3), tmp_path / "s1", PrepareOptions(points=512), workers=1)
     for a, b in zip(PreparedDataset(tmp_path / "s"), PreparedDataset(tmp_path / "s1")):

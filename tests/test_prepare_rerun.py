@@ -70,6 +70,6 @@ def test_nothing_prepared_is_an_error_and_leaves_no_folder(tmp_path):
 def test_shape_file_keeps_its_record_meta(tmp_path):
     src = FolderSource(str(_clouds(tmp_path / "in", ["a.xyz"])))
     run_prepare(src, tmp_path / "out", PrepareOptions(points=128))
-    shape, _ = prepared.load_shape(tmp_path / "out" / "shapes" / "a.npz")
+    shape, _ = prepared.load_prepared_shape(tmp_path / "out" / "shapes" / "a.npz")
     record = json.loads((tmp_path / "out" / "manifest.json").read_text())["shapes"][0]
     assert shape.meta == record["meta"] and shape.meta["normalize"] == "skeleton-merger"

@@ -24,6 +24,7 @@ from kptool.data.synthetic._build import (
 from kptool.errors import KptoolError
 
 NAMES = sorted(CATEGORIES)
+SYMMETRIC = [c for c in NAMES if CATEGORIES[c].symmetric]
 SEEDS = range(20)
 MIRROR = np.array([-1.0, 1.0, 1.0])
 
@@ -43,8 +44,9 @@ def as_trimesh(sh) -> trimesh.Trimesh:
 
 # --- category tables -------------------------------------------------------------
 
-def test_the_four_categories_are_there():
-    assert {"chair", "table", "airplane", "mug"} <= set(CATEGORIES)
+def test_the_five_categories_are_there():
+    assert {"chair", "table", "airplane", "mug", "figure"} <= set(CATEGORIES)
+    assert SYMMETRIC == ["airplane", "chair", "mug", "table"]
 
 
 @pytest.mark.parametrize("category", NAMES)
@@ -88,7 +90,7 @@ def test_geodesic_distances_are_finite_everywhere(category):
         assert (dist[1:] > 0).all()
 
 
-@pytest.mark.parametrize("category", NAMES)
+@pytest.mark.parametrize("category", SYMMETRIC)
 def test_mesh_is_exactly_mirror_symmetric(category):
     for sh in shapes(category)[:8]:
         np.testing.assert_array_equal(sh.symmetry_plane, [1.0, 0.0, 0.0, 0.0])
@@ -115,7 +117,7 @@ def test_keypoints_lie_on_the_surface_with_valid_ids(category):
         assert dist.max() < 1e-5, sh.id
 
 
-@pytest.mark.parametrize("category", NAMES)
+@pytest.mark.parametrize("category", SYMMETRIC)
 def test_symmetric_keypoints_mirror_each_other(category):
     spec = CATEGORIES[category]
     for sh in shapes(category):
@@ -149,6 +151,9 @@ def _face_label_at(sh, points):
     ("airplane", [14, 15, 16, 17], "engine"),
     ("mug", [10], "handle"),
     ("mug", [1, 2, 3, 5, 6, 7, 11, 12], "body"),
+    ("figure", [0], "head"),
+    ("figure", [5, 6, 7, 8], "arm"),
+    ("figure", [11, 12, 13, 14], "leg"),
 ])
 def test_keypoints_sit_on_their_part(category, ids, part):
     label = {v: k for k, v in CATEGORIES[category].part_names.items()}[part]
@@ -172,6 +177,28 @@ def test_keypoints_are_where_their_names_say():
         p = {int(i): k for i, k in zip(sh.keypoint_ids, sh.keypoints)}
         assert p[10][2] == sh.vertices[:, 2].max() or p[10][2] > p[0][2]  # handle sticks out at +z
         assert p[8][1] > p[9][1] and p[0][1] > p[11][1] > p[12][1]
+
+
+def test_figure_instances_are_asymmetric_and_its_deformation_space_symmetric():
+    figures = shapes("figure")
+    for sh in figures:
+        n, d = sh.symmetry_plane[:3], sh.symmetry_plane[3]
+        np.testing.assert_array_equal(n, [1.0, 0.0, 0.0])
+        assert sorted(map(tuple, sh.symmetric_pairs.tolist())) == list(CATEGORIES["figure"].symmetric_pairs)
+        # Torso keypoints (head top, neck, pelvis) lie on the deformation space's plane.
+        p = {int(i): k.astype(np.float64) for i, k in zip(sh.keypoint_ids, sh.keypoints)}
+        for i in (0, 1, 2):
+            assert abs(p[i] @ n + d) < 0.02, (sh.id, i)
+        # Limbs pose independently: the mirror image of a hand is not the other hand.
+        reflected = p[7] - 2 * (p[7] @ n + d) * n
+        assert np.linalg.norm(reflected - p[8]) > 1e-3, sh.id
+        # The rest-pose mid-plane is where the shoulders and hips pair up: the reflection of a shoulder
+        # is the other shoulder (they sit on the girdle, whatever the arms do).
+        np.testing.assert_allclose(p[3] - 2 * (p[3] @ n + d) * n, p[4], atol=0.02)
+    # Left and right limb poses come from the same distribution but are drawn separately.
+    left = np.array([f.meta["pose"]["left"]["elbow"] for f in figures])
+    right = np.array([f.meta["pose"]["right"]["elbow"] for f in figures])
+    assert not np.allclose(left, right) and abs(left.mean() - right.mean()) < 25
 
 
 # --- variation and part presence ---------------------------------------------------

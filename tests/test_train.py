@@ -95,14 +95,25 @@ def test_shipped_presets_resolve():
 def test_ablation_preset_is_skeleton_mutual_without_the_mutual_term():
     # Table 4's "w/o m-rec" must differ from skeleton-mutual in the mutual term only:
     # the same training (optimiser, lr, budget) and the same shared model settings.
+    from kptool.models import SkeletonMerger, SkeletonMutual, build_model
+
     full = resolve_config("skeleton-mutual")
     ablation = resolve_config("skeleton-mutual-wo-mrec")
-    mutual_only = {"self_weight", "mutual_weight", "keypoint_offset_widths",
-                   "keypoint_offset_weight", "keypoint_alignment"}
     assert ablation["train"] == full["train"] and ablation["data"] == full["data"]
-    assert ablation["model"]["name"] == "skeleton-merger"
-    assert {k: v for k, v in full["model"].items() if k not in mutual_only | {"name"}} == \
-        {k: v for k, v in ablation["model"].items() if k != "name"}
+    a, f = build_model(ablation["model"]), build_model(full["model"])
+    assert type(a) is SkeletonMerger and type(f) is SkeletonMutual and not a.paired and f.paired
+    # the same network but for the mutual term's keypoint-offset MLP ...
+    assert {k: v.shape for k, v in a.state_dict().items()} == \
+        {k: v.shape for k, v in f.state_dict().items() if not k.startswith("keypoint_offset.")}
+    assert (a.dropout.p, a.decoder.max_points, a.decoder.min_points, a.decoder.spacing) == \
+        (f.dropout.p, f.decoder.max_points, f.decoder.min_points, f.decoder.spacing)
+    # ... and the same self-reconstruction loss
+    assert a.loss.name == "skeleton-reconstruction" and a.loss.offset_weight == f.loss.offset_weight
+    # inheritance: the preset names only what differs
+    from importlib import resources
+
+    text = (resources.files("kptool.presets") / "skeleton-mutual-wo-mrec.yaml").read_text()
+    assert "base: skeleton-mutual" in text and len([ln for ln in text.splitlines() if ln and ln[0] != "#"]) < 12
 
 
 # --- sampler ------------------------------------------------------------------------
@@ -226,6 +237,19 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(dataset, tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 
+def test_a_run_of_kptool_01_resumes(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(resolve_config(tiny_config(epochs=1)), dataset, run, device="cpu")
+    path = run / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    old = ckpt["config"]["train"]
+    del old["val_metrics"], old["best"]
+    old["best_metric"] = "auto"                        # how 0.1 stored the best rule
+    torch.save(ckpt, path)
+    summary = train(resolve_config(ckpt["config"], ["train.epochs=2"]), None, run, device="cpu", resume=True)
+    assert summary["epochs"] == 2 and summary["best"]["metric"] == "das"
+
+
 def test_resume_refuses_config_changes(dataset, tmp_path):
     run = tmp_path / "run"
     train(resolve_config(tiny_config(epochs=1)), dataset, run, device="cpu")
@@ -247,7 +271,26 @@ def test_points_mismatch_and_tiny_dataset_are_user_errors(dataset, tmp_path):
 def test_validation_without_keypoints_uses_val_loss(tmp_path):
     data = make_dataset(tmp_path / "data", keypoints=False)
     summary = train(resolve_config(tiny_config(epochs=2)), data, tmp_path / "run", device="cpu")
-    assert summary["best"]["metric"] == "val_loss" and "das" not in summary["val"]
+    assert summary["best"]["metric"] == "loss" and "das" not in summary["val"]
+
+
+def test_best_rule_and_validation_metrics_come_from_the_config(dataset, tmp_path):
+    import json
+
+    cfg = tiny_config(epochs=3)
+    cfg["train"].update(val_metrics=["das"], best={"metric": "das_backward", "mode": "min"})
+    summary = train(resolve_config(cfg), dataset, tmp_path / "run", device="cpu")
+    history = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(set(r["val"]) == {"das", "das_forward", "das_backward"} for r in history)   # no loss: not asked
+    lowest = min(history, key=lambda r: (r["val"]["das_backward"], r["epoch"]))
+    assert summary["best"] == {"metric": "das_backward", "value": lowest["val"]["das_backward"],
+                               "epoch": lowest["epoch"]}
+    # kptool 0.1's best_metric still reads, as the same rule
+    old = tiny_config()
+    old["train"]["best_metric"] = "val_loss"
+    assert resolve_config(old)["train"]["best"] == {"metric": "loss", "mode": "min"}
+    with pytest.raises(KptoolError, match="unknown metric 'dass'"):
+        resolve_config({**cfg, "train": {"val_metrics": ["loss", "dass"]}})
 
 
 def test_export_weights_is_slim_and_refuses_overwrite(dataset, tmp_path):
@@ -274,3 +317,22 @@ def test_train_resume_and_detect_on_cuda(dataset, tmp_path):
     gpu, cpu = load_detector(run, device="cuda"), load_detector(run, device="cpu")
     points = torch.rand(64, 3).numpy() * 2 - 1
     torch.testing.assert_close(torch.from_numpy(gpu(points)), torch.from_numpy(cpu(points)), atol=1e-4, rtol=0)
+
+
+def test_presets_inherit_from_a_base(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: skeleton-mutual\nname: mine\nmodel:\n  num_keypoints: 12\n"
+                                        "  loss: {mutual_weight: 0.8}\ntrain: {epochs: 5}\n")
+    (tmp_path / "child.yaml").write_text("base: mine.yaml\nname: child\n"
+                                         "model: {loss: {name: skeleton-reconstruction}}\n")
+    full, mine = resolve_config("skeleton-mutual"), resolve_config(tmp_path / "mine.yaml")
+    assert mine["model"]["num_keypoints"] == 12 and mine["train"]["epochs"] == 5
+    assert mine["model"]["loss"] == {**full["model"]["loss"], "mutual_weight": 0.8}     # merged key by key
+    assert {k: v for k, v in mine["model"].items() if k not in ("num_keypoints", "loss")} == \
+        {k: v for k, v in full["model"].items() if k not in ("num_keypoints", "loss")}
+    child = resolve_config(tmp_path / "child.yaml")                                    # a base relative to the file
+    assert child["model"]["loss"] == {"name": "skeleton-reconstruction"}               # another name: replaced whole
+    assert child["model"]["num_keypoints"] == 12 and child["name"] == "child"
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(KptoolError, match="cycle"):
+        resolve_config(tmp_path / "a.yaml")

@@ -1,7 +1,7 @@
 """Tiny models and datasets for the training and detection tests (not a test module).
 
-The models follow the keypoint-model contract of kptool.models (forward, training_loss,
-detect, paired, num_keypoints) at a size that trains in milliseconds, and have hooks
+The models follow the model contract of kptool.models.base (inputs, outputs,
+training_loss(batch), infer(batch), paired) at a size that trains in milliseconds, and have hooks
 the tests pull: raise SIGINT or return NaN at a given training_loss call.
 """
 
@@ -17,10 +17,10 @@ from torch import nn
 from kptool.data.prepared import save_shape, write_manifest
 from kptool.data.shape import Shape
 from kptool.data.transform import Transform
-from kptool.models import register_model
+from kptool.models import Model, register_model
 
 
-class TinyKeypoints(nn.Module):
+class TinyKeypoints(Model):
     """Per-point MLP -> softmax over points per keypoint -> keypoints = convex combinations."""
 
     paired = False
@@ -38,7 +38,11 @@ class TinyKeypoints(nn.Module):
         weights = torch.softmax(self.net(points), dim=1)              # (B, N, K)
         return {"keypoints": weights.transpose(1, 2) @ points}         # (B, K, 3)
 
-    def training_loss(self, points: torch.Tensor):
+    def infer(self, batch):
+        return self(batch["points"])
+
+    def training_loss(self, batch):
+        points = batch["points"]
         kp = self(points)["keypoints"]
         coverage = torch.cdist(points, kp).min(dim=2).values.mean()
         loss = coverage
@@ -55,10 +59,6 @@ class TinyKeypoints(nn.Module):
             if TinyKeypoints.calls == TinyKeypoints.nan_at_call:
                 loss = loss * float("nan")
         return loss, parts
-
-    @torch.no_grad()
-    def detect(self, points: torch.Tensor) -> torch.Tensor:
-        return self(points)["keypoints"]
 
 
 class TinyPairedKeypoints(TinyKeypoints):

@@ -17,6 +17,11 @@ def test_keypoint_colors_are_distinct_and_stable():
         c = keypoint_colors(k)
         assert c.shape == (k, 3) and len({tuple(x) for x in c}) == k
     np.testing.assert_array_equal(keypoint_colors(4), keypoint_colors(10)[:4])
+    # pictures and coloured PLY files give keypoint i the same colour, whatever K
+    from kptool.io import keypoint_colors as file_colors
+
+    for k in (4, 13, 25):
+        np.testing.assert_array_equal(np.round(keypoint_colors(k) * 255).astype(np.uint8), file_colors(k))
 
 
 def test_plots_write_pngs(tmp_path):

@@ -17,9 +17,40 @@ from kptool.baselines.harris import harris3d_keypoints
 from kptool.baselines.iss import iss_saliency, model_resolution
 from kptool.baselines.sampling import farthest_points, random_points
 from kptool.errors import KptoolError
+from kptool.registry import Registry
 
-BASELINES = ("iss", "harris3d", "fps", "random")
 DEFAULT_NUM_KEYPOINTS = 10  # for fps and random, which have no natural count
+
+# Classical detection methods by name; each entry builds a Baseline from
+# (num_keypoints, seed, **params) and says which params it takes.
+BASELINES = Registry("baseline")
+
+
+@BASELINES.register("iss")
+def _iss(num_keypoints: int | None, seed: int, **params) -> Baseline:
+    """ISS (Zhong 2009): salient points (smallest scatter eigenvalue) after non-maximum suppression."""
+    return Baseline("iss", partial(iss_saliency, **params), num_keypoints)
+
+
+@BASELINES.register("harris3d")
+def _harris3d(num_keypoints: int | None, seed: int, **params) -> Baseline:
+    """Harris 3D (Sipiran and Bustos 2011): corner response of local quadric fits."""
+    return Baseline("harris3d", partial(harris3d_keypoints, **params), num_keypoints)
+
+
+@BASELINES.register("fps")
+def _fps(num_keypoints: int | None, seed: int, **params) -> Baseline:
+    """Farthest point sampling: k points spread over the cloud."""
+    k = DEFAULT_NUM_KEYPOINTS if num_keypoints is None else num_keypoints
+    return Baseline("fps", partial(farthest_points, k=k, **params), k)
+
+
+@BASELINES.register("random")
+def _random(num_keypoints: int | None, seed: int) -> Baseline:
+    """k points of the cloud drawn uniformly at random (seeded)."""
+    k = DEFAULT_NUM_KEYPOINTS if num_keypoints is None else num_keypoints
+    return Baseline("random", partial(random_points, k=k, seed=seed), k)
+
 
 _PARAMS = {
     "iss": ("salient_radius", "non_max_radius", "gamma_21", "gamma_32", "min_neighbors"),
@@ -41,22 +72,14 @@ def get_baseline(name: str, num_keypoints: int | None = None, seed: int = 0, **p
             gamma_32, min_neighbors`` (Open3D's names and defaults); harris3d
             ``radius, threshold, k``; fps ``start_index``.
     """
-    if name not in BASELINES:
-        raise KptoolError(f"unknown baseline {name!r}: expected one of {', '.join(BASELINES)}")
+    build = BASELINES.get(name)   # KptoolError naming the known ones
     unknown = sorted(set(params) - set(_PARAMS[name]))
     if unknown:
         raise KptoolError(f"{name}: unknown parameter(s) {', '.join(unknown)} "
                           f"(accepted: {', '.join(_PARAMS[name]) or 'none'})")
     if num_keypoints is not None and num_keypoints < 1:
         raise KptoolError(f"num_keypoints must be at least 1, got {num_keypoints}")
-    if name == "iss":
-        return Baseline(name, partial(iss_saliency, **params), num_keypoints)
-    if name == "harris3d":
-        return Baseline(name, partial(harris3d_keypoints, **params), num_keypoints)
-    k = DEFAULT_NUM_KEYPOINTS if num_keypoints is None else num_keypoints
-    if name == "fps":
-        return Baseline(name, partial(farthest_points, k=k, **params), k)
-    return Baseline(name, partial(random_points, k=k, seed=seed), k)
+    return build(num_keypoints, seed, **params)
 
 
 __all__ = ["BASELINES", "DEFAULT_NUM_KEYPOINTS", "Baseline", "get_baseline", "iss_saliency",

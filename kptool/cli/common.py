@@ -129,3 +129,21 @@ def show_warnings(quiet: bool = False) -> Iterator[None]:
         warnings.simplefilter("always", InputWarning)
         warnings.showwarning = show
         yield
+
+
+def print_table(title: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> None:
+    """A table on stdout at its natural width, whatever the terminal's: the title is one line,
+    cells are never wrapped or cut, so scripts and tests read the same text everywhere."""
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    table = Table()
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    stdout.print(title, soft_wrap=True, highlight=False, markup=False)
+    wide = Console(width=10**5)
+    width = Measurement.get(wide, wide.options, table).maximum
+    # a console of exactly the table's width (colours as stdout's), whatever the terminal's
+    Console(width=width, force_terminal=stdout.is_terminal, no_color=stdout.no_color).print(table)

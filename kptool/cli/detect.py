@@ -17,11 +17,11 @@ PNG_GRID_MAX = 16   # shapes drawn in the PNG of a folder or dataset
 
 def detect(
     input: Path = typer.Argument(..., help="Mesh or point cloud file, a folder of them, or a prepared dataset."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Run folder or .pt checkpoint/"
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Run folder or .pt checkpoint/"
                                               "weights file."),
-    category: Optional[str] = typer.Option(None, "--category", help="Use the default weights of a built-in "
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Use the default weights of a built-in "
                                            "category."),
-    method: str = typer.Option("checkpoint", "--method", help="checkpoint (trained model) or a classical "
+    method: str = typer.Option("checkpoint", "--method", "-m", help="checkpoint (trained model) or a classical "
                                "detector: iss, harris3d, fps, random."),
     keypoints: Optional[int] = typer.Option(None, "--keypoints", "-k", help="Keypoints per shape (classical "
                                             "methods)."),
@@ -61,6 +61,7 @@ def _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split
     from kptool.detect.run import predictions_of
     from kptool.failures import FAILURES_FILE, Failures
     from kptool.io.atomic import check_outputs
+    from kptool.io.predictions import INLINE, arrays_path
 
     detector = get_detector(method, checkpoint, category, keypoints, device, seed, batch_size)
     failures = Failures(strict)
@@ -68,7 +69,10 @@ def _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split
         if fmt != "json":
             raise KptoolError(f"a prepared dataset gives a predictions file: use .json, not {fmt}")
         preds = detect_dataset(detector, input, split)
-        check_outputs([p for p in (png, out) if p is not None], force)
+        if png is not None and preds.kind != "keypoints":
+            raise KptoolError(f"--png draws keypoints; {detector.name} predicts {preds.kind}")
+        npz = arrays_path(out) if out is not None and preds.kind not in INLINE else None
+        check_outputs([p for p in (png, out, npz) if p is not None], force)
         if png is not None:
             from kptool.data.prepared import PreparedDataset
 
@@ -76,7 +80,7 @@ def _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split
             ids = preds.ids[:PNG_GRID_MAX]
             _plot(png, [ds[ds.index_of(i)].points for i in ids], [preds.keypoints[i] for i in ids], ids)
         written = _emit_predictions(preds, out, force)
-        count = len(preds.keypoints)
+        count = len(preds.ids)
     else:
         files = input_files(input)
         found = detect_files(detector, files, points=points, up=up, seed=seed,

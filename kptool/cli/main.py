@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import detect, eval as eval_cmd, info, prepare, render, train
+from kptool.cli import detect, eval as eval_cmd, info, listing, prepare, register, render, svm, train
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -20,10 +20,13 @@ app = typer.Typer(
 )
 app.add_typer(prepare.app, name="prepare")
 app.add_typer(eval_cmd.app, name="eval")
+eval_cmd.app.command("svm")(svm.svm)
 app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
+app.command("register")(register.register)
 app.command("info")(info.info)
+app.command("list")(listing.list_entries)
 app.command("render")(render.render)
 app.command("refine-camera")(render.refine_camera)
 

@@ -67,15 +67,21 @@ def _run(source, out: Path, points: int, normalize: str, up: str, seed: int, spl
 
 @app.command("synthetic")
 def synthetic(
-    category: str = typer.Option(..., "--category", "-c", help="Built-in category: chair, table, airplane, mug."),
-    count: int = typer.Option(1000, "--count", "-n", help="Number of shapes."),
+    category: str = typer.Option(..., "--category", "-c",
+                                 help="Built-in category: chair, table, airplane, mug, figure (articulated); a comma list or 'all' "
+                                      "pools them into one set labelled by category."),
+    count: int = typer.Option(1000, "--count", "-n", help="Number of shapes (per category)."),
     out: Path = OUT, points: int = POINTS, normalize: str = NORMALIZE, seed: int = SEED, splits: str = SPLITS,
     workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE, quiet: bool = QUIET, as_json: bool = JSON,
 ) -> None:
     """Generate a built-in procedural category (meshes, part labels, ground-truth keypoints)."""
+    from kptool.data.class_sources import SyntheticSetSource, parse_categories
     from kptool.data.sources import SyntheticSource
 
-    _run(SyntheticSource(category, count, seed), out, points, normalize, "y", seed, splits, workers, strict,
+    pooled = "," in category or category.strip().lower() == "all"
+    source = (SyntheticSetSource(tuple(parse_categories(category)), count, seed) if pooled
+              else SyntheticSource(category, count, seed))
+    _run(source, out, points, normalize, "y", seed, splits, workers, strict,
          force, quiet, as_json)
 
 
@@ -98,7 +104,7 @@ def _dataset_command(name: str, source_cls, help_text: str, category_required: b
 
 
 def _register() -> None:
-    from kptool.data import sources
+    from kptool.data import class_sources, sources
 
     _dataset_command("keypointnet", sources.KeypointNetSource,
                      "KeypointNet: annotations + clouds (meshes when present, official splits when present).")
@@ -109,6 +115,12 @@ def _register() -> None:
     _dataset_command("modelnet", sources.ModelNetSource,
                      "ModelNet10/40 .off meshes (z-up; official train/test).", category_required=False,
                      default_up="z")
+    _dataset_command("class-folders", class_sources.ClassFolderSource,
+                     "A folder with one subfolder per class (<class>/[train|val|test/]<file>); shapes are labelled "
+                     "by class. --category keeps only the listed classes.", category_required=False)
+    _dataset_command("furniture", class_sources.FurnitureSource,
+                     "The SweetHome3D furniture set (catalog.csv: class, fixed train/test split, licences). "
+                     "--category keeps only the listed classes.", category_required=False)
 
 
 _register()

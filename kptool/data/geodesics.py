@@ -39,7 +39,7 @@ from kptool.failures import Failures
 from kptool.data.correspondences import SET_TABLE, set_distance_table
 from kptool.geodesic import METHODS, UnreachableWarning, distances_to_points
 from kptool.geodesic.cloud import KNN
-from kptool.data.prepared import extra_path, load_shape, read_manifest, save_extra, write_manifest
+from kptool.data.prepared import extra_path, load_prepared_shape, read_manifest, save_extra, write_manifest
 from kptool.io.atomic import safe_join
 from kptool.workers import worker_pool
 
@@ -185,7 +185,7 @@ def _shape_job(root: str, rec: dict[str, Any], method: str, all_pairs: bool, for
         todo = [name for name in todo if force or not extra_path(root, name, shape_id).is_file()]
         if not todo:
             return {"id": shape_id, "written": False, "unreachable": False}
-        shape, _ = load_shape(safe_join(root, rec["file"]), shape_id)
+        shape, _ = load_prepared_shape(safe_join(root, rec["file"]), shape_id)
         unreachable = False
         for name in todo:
             sources = shape.keypoints if name == KEYPOINT_TABLE else np.arange(shape.num_points)

@@ -29,9 +29,9 @@ import numpy as np
 from kptool import __version__
 from kptool.data import prepared
 from kptool.data.preprocess import prepare_shape
-from kptool.data.shape import Shape
+from kptool.core.shape import Shape
 from kptool.data.sources import Item, assign_splits
-from kptool.data.transform import NORMALIZATIONS, UP_AXES
+from kptool.core.transform import NORMALIZATIONS, UP_AXES
 from kptool.errors import KptoolError, OutputError
 from kptool.failures import Failures
 from kptool.io.atomic import safe_join, write_text
@@ -89,6 +89,8 @@ def _record(shape: Shape, split: str) -> dict[str, Any]:
         "num_points": shape.num_points, "num_keypoints": shape.num_keypoints,
         "has_mesh": shape.has_mesh, "has_part_labels": shape.point_labels is not None,
     }
+    if shape.category:
+        rec["category"] = str(shape.category)  # the class label (docs/formats.md)
     if shape.keypoint_ids is not None:
         rec["keypoint_ids"] = [int(i) for i in shape.keypoint_ids]
     meta = prepared.record_meta(shape)
@@ -116,7 +118,7 @@ def _existing_record(out: Path, item: Item, split: str) -> dict[str, Any] | None
     if not path.is_file():
         return None
     try:
-        shape, _ = prepared.load_shape(path, item.id)
+        shape, _ = prepared.load_prepared_shape(path, item.id)
     except KptoolError:
         return None  # unreadable leftovers are redone
     return _record(shape, split)

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.transform import Transform
+from kptool.data.batches import TorchShapes, collate_shapes, read_npz
+from kptool.core.shape import Shape
+from kptool.core.transform import Transform
 from kptool.errors import InputError
 from kptool.failures import FAILURES_FILE
 from kptool.io.atomic import atomic_path, safe_join
@@ -57,6 +58,8 @@ def save_shape(root: str | os.PathLike, shape: Shape, transform: Transform) -> P
         value = getattr(shape, key)
         if value is not None:
             arrays[key] = np.asarray(value)
+    if shape.category:
+        arrays["category"] = np.array(str(shape.category))  # a 0-d unicode array: no pickle needed
     meta = record_meta(shape)
     if meta:
         arrays["meta"] = np.array(json.dumps(meta))
@@ -70,19 +73,19 @@ def record_meta(shape: Shape) -> dict[str, Any]:
     return {k: v for k, v in shape.meta.items() if isinstance(v, (str, int, float, bool)) and k != "transform"}
 
 
-def load_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
-    """Read one prepared shape file."""
+def load_prepared_shape(path: str | os.PathLike, shape_id: str | None = None) -> tuple[Shape, Transform]:
+    """Read one prepared shape file (``shapes/<id>.npz``): the shape and its original-to-prepared transform.
+
+    (:func:`kptool.io.load_shape` reads mesh and point-cloud files.)
+    """
     p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(p, f"unreadable prepared shape file ({e})") from None
+    data = read_npz(p)
     if "points" not in data or "transform" not in data:
         raise InputError(p, "not a prepared shape file (needs 'points' and 'transform')")
     _check_arrays(p, data)
     kwargs = {k: data[k] for k in SHAPE_KEYS if k in data}
-    shape = Shape(points=data["points"], id=shape_id or p.stem, **kwargs)
+    category = str(data["category"]) if "category" in data else None
+    shape = Shape(points=data["points"], id=shape_id or p.stem, category=category, **kwargs)
     if "meta" in data:
         meta = parse_json(str(data["meta"]), p, "shape file (its 'meta')")
         if not isinstance(meta, dict):
@@ -222,8 +225,8 @@ class PreparedDataset:
 
     def __getitem__(self, i: int) -> Shape:
         rec = self.records[i]
-        shape, transform = load_shape(safe_join(self.root, rec["file"]), rec["id"])
-        shape.category = self.category
+        shape, transform = load_prepared_shape(safe_join(self.root, rec["file"]), rec["id"])
+        shape.category = rec.get("category") or self.category
         shape.meta = {**rec.get("meta", {}), "transform": transform, "split": rec["split"]}
         for name in self.extras:
             path = extra_path(self.root, name, rec["id"])
@@ -231,48 +234,35 @@ class PreparedDataset:
                 shape.extras[name] = np.load(path, allow_pickle=False)
         return shape
 
-    def torch_dataset(self, with_keypoints: bool = False):
-        """A ``torch.utils.data.Dataset`` of dicts; see :class:`TorchShapes`."""
-        return TorchShapes(self, with_keypoints)
+    @cached_property
+    def class_names(self) -> list[str]:
+        """Categories of the whole dataset, sorted: ``class_label`` is an index into this list."""
+        names = {r.get("category") or self.category or "" for r in self.manifest["shapes"]}
+        return sorted(names)
+
+    def class_index(self, i: int) -> int:
+        return self.class_names.index(self.records[i].get("category") or self.category or "")
+
+    def read_arrays(self, i: int, keys: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+        """Only the arrays ``keys`` of shape ``i`` (those it has), without building a :class:`Shape`."""
+        return read_npz(safe_join(self.root, self.records[i]["file"]), keys)
+
+    def extra(self, i: int, name: str) -> np.ndarray:
+        """Shape ``i``'s table ``extras/<name>``, memory-mapped (read only where indexed)."""
+        path = extra_path(self.root, name, self.records[i]["id"])
+        if not path.is_file():
+            raise InputError(path, f"shape {self.records[i]['id']!r} has no '{name}' table")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def extra_or_none(self, i: int, name: str) -> np.ndarray | None:
+        """:meth:`extra`, or None when shape ``i`` has no such table."""
+        path = extra_path(self.root, name, self.records[i]["id"])
+        return np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file() else None
+
+    def torch_dataset(self, fields: tuple[str, ...] = ("points",)) -> TorchShapes:
+        """A ``torch.utils.data.Dataset`` of dicts with these batch fields; see :mod:`kptool.data.batches`."""
+        return TorchShapes(self, fields)
 
 
-class TorchShapes:
-    """``torch.utils.data.Dataset`` view: item = ``{"points": (N, 3) float32 tensor, "index": int, ...}``.
-
-    With ``with_keypoints``, items also hold ``keypoints`` ``(K, 3)`` and
-    ``keypoint_ids`` ``(K,)`` (ragged across shapes: use :func:`collate_shapes`).
-    """
-
-    def __init__(self, dataset: PreparedDataset, with_keypoints: bool = False):
-        self.dataset = dataset
-        self.with_keypoints = with_keypoints
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        import torch
-
-        shape = self.dataset[i]
-        item: dict[str, Any] = {"points": torch.from_numpy(np.ascontiguousarray(shape.points, dtype=np.float32)),
-                                "index": i, "id": shape.id}
-        if self.with_keypoints and shape.keypoints is not None:
-            item["keypoints"] = torch.from_numpy(np.asarray(shape.keypoints, dtype=np.float32))
-            item["keypoint_ids"] = torch.from_numpy(np.asarray(shape.keypoint_ids, dtype=np.int64))
-        return item
-
-
-def collate_shapes(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack equal-sized tensors (``points`` -> ``(B, N, 3)``); keep ragged ones as lists."""
-    import torch
-
-    out: dict[str, Any] = {}
-    for key in items[0]:
-        values = [it[key] for it in items]
-        if isinstance(values[0], torch.Tensor) and all(v.shape == values[0].shape for v in values):
-            out[key] = torch.stack(values)
-        elif isinstance(values[0], int):
-            out[key] = torch.tensor(values)
-        else:
-            out[key] = values
-    return out
+__all__ = ["PreparedDataset", "TorchShapes", "collate_shapes", "save_shape", "load_prepared_shape", "save_extra",
+           "extra_path", "read_manifest", "write_manifest", "SPLITS", "SHAPE_KEYS"]

@@ -9,7 +9,7 @@ files, so both see shapes in exactly the same frame.
    so KeypointNet ``pcd_info.point_index`` stays valid). A shape with both a
    mesh and a cloud (``meta["points_source"] == "cloud"``) uses the cloud.
 2. Frame: the up axis is rotated to y, then the chosen normalisation
-   (:mod:`kptool.data.transform`) is computed on the sampled points.
+   (:mod:`kptool.core.transform`) is computed on the sampled points.
 3. Everything else (mesh, keypoints, symmetry plane, labels) is carried into the
    same frame; the transform is returned so results map back.
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.transform import Transform, canonical_frame, normalization, up_rotation
+from kptool.core.shape import Shape
+from kptool.core.transform import Transform, canonical_frame, normalization, up_rotation
 from kptool.errors import InputError
 
 DEFAULT_POINTS = 2048

@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from kptool.core.shape import Shape
 from kptool.data.categories import resolve_category, synset_of
-from kptool.data.shape import Shape
 from kptool.errors import InputError, KptoolError
 from kptool.io.safe_load import parse_json
+from kptool.registry import Registry
 
+# What `kptool prepare <source>` reads, by name (`kptool list sources`).
+SOURCES = Registry("prepare source")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def _read_split_lists(files: dict[str, Path], parse) -> dict[str, str]:
     return splits
 
 
+@SOURCES.register("synthetic", "kptool's built-in procedural categories: chair, table, airplane, mug")
 @dataclass
 class SyntheticSource:
     """kptool's built-in procedural category (``kptool.data.synthetic``)."""
@@ -89,6 +93,7 @@ class SyntheticSource:
         return shape
 
 
+@SOURCES.register("keypointnet", "KeypointNet: annotated keypoints on ShapeNet clouds (and meshes, for geodesics)")
 @dataclass
 class KeypointNetSource:
     """KeypointNet: ``annotations/<category>.json``, ``pcds/<synset>/<id>.pcd``,
@@ -165,6 +170,7 @@ class KeypointNetSource:
         return shape
 
 
+@SOURCES.register("shapenet", "ShapeNetCore.v2 meshes, sampled to points")
 @dataclass
 class ShapeNetSource:
     """ShapeNetCore.v2: ``<synset>/<model_id>/models/model_normalized.obj`` (sampled)."""
@@ -203,6 +209,7 @@ class ShapeNetSource:
         return shape
 
 
+@SOURCES.register("shapenet-part", "ShapeNet-Part benchmark: points with per-point part labels and official splits")
 @dataclass
 class ShapeNetPartSource:
     """ShapeNet-Part benchmark: ``<synset>/points/<id>.pts`` + ``points_label/<id>.seg``,
@@ -245,6 +252,7 @@ class ShapeNetPartSource:
         return shape
 
 
+@SOURCES.register("modelnet", "ModelNet10/40 meshes, one class per dataset")
 @dataclass
 class ModelNetSource:
     """ModelNet10/40: ``<class>/{train,test}/<name>.off``; ``--category`` picks one class."""
@@ -287,6 +295,7 @@ class ModelNetSource:
         return shape
 
 
+@SOURCES.register("folder", "any folder of meshes and point clouds, searched recursively (e.g. your own scans)")
 @dataclass
 class FolderSource:
     """Any folder of meshes and clouds (searched recursively), e.g. a user's own scans."""
@@ -368,12 +377,18 @@ def _mesh_path(path: str) -> str:
 
 
 def assign_splits(items: list[Item], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Official splits where given; the rest assigned by a seeded shuffle in ``fractions``."""
+    """Official splits where given; the rest assigned by a seeded shuffle in ``fractions``,
+    separately within each class (``item.extra["class"]``) so that every class is split alike."""
     out = {it.id: it.split for it in items if it.split}
-    rest = sorted(it.id for it in items if not it.split)
-    order = np.random.default_rng(seed).permutation(len(rest))
-    n_train = int(round(fractions[0] * len(rest)))
-    n_val = int(round(fractions[1] * len(rest)))
-    for rank, k in enumerate(order):
-        out[rest[k]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+    groups: dict[Any, list[str]] = {}
+    for it in items:
+        if not it.split:
+            groups.setdefault(it.extra.get("class"), []).append(it.id)
+    for ids in groups.values():
+        rest = sorted(ids)
+        order = np.random.default_rng(seed).permutation(len(rest))
+        n_train = int(round(fractions[0] * len(rest)))
+        n_val = int(round(fractions[1] * len(rest)))
+        for rank, k in enumerate(order):
+            out[rest[k]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ class CheckpointDetector:
         self.normalize = normalize
         self.batch_size = batch_size
         self.name = str(config.get("name") or config["model"]["name"])
-        self.num_keypoints = int(config["model"]["num_keypoints"])
+        self.num_keypoints = getattr(model, "num_keypoints", None)
         self.num_points = int(config["data"]["points"])
         backbone = getattr(model, "backbone", None)
         self.min_points = int(getattr(backbone, "min_points", 1))
@@ -51,6 +52,9 @@ class CheckpointDetector:
 
     def detect_batch(self, clouds: list[np.ndarray]) -> list[np.ndarray]:
         """Detect on many ``(N_i, 3)`` clouds, batching runs of clouds with the same N."""
+        if "keypoints" not in self.model.outputs:
+            raise KptoolError(f"{self.name} predicts {', '.join(self.model.outputs)}, not keypoints: run it on a "
+                              f"prepared dataset to get a predictions file")
         arrays = []
         for i, c in enumerate(clouds):
             a = np.asarray(c, dtype=np.float32)
@@ -71,7 +75,7 @@ class CheckpointDetector:
                 end += 1
             batch = torch.from_numpy(np.stack(arrays[start:end])).to(self.device)
             with torch.no_grad():
-                out.extend(self.model.detect(batch).float().cpu().numpy())
+                out.extend(self.model.predict({"points": batch})["keypoints"].float().cpu().numpy())
             start = end
         return out
 
@@ -89,7 +93,10 @@ def load_detector(checkpoint_or_run: str | os.PathLike, device: str | torch.devi
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
     path = find_checkpoint(checkpoint_or_run)
     ckpt = load_checkpoint(path)
-    model = build_model(ckpt["config"]["model"])
+    try:
+        model = build_model(ckpt["config"]["model"])
+    except KptoolError as e:
+        raise InputError(path, str(e)) from None
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -116,11 +123,13 @@ def available_weights() -> list[str]:
 
 def default_weights(category: str) -> Path:
     """The shipped weights file of a built-in category; a clear error when there is none."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", category):
+        raise KptoolError(f"--category: {category!r} is not a category name (letters, digits, '-' and '_')")
     path = weights_folder() / f"{category}.pt"
     if not path.is_file():
         have = available_weights()
         raise KptoolError(
-            f"no default weights for category {category!r} "
+            f"--category: no default weights for category {category!r} "
             f"(available: {', '.join(have) if have else 'none in this installation'}); train a model with "
             f"`kptool train` and pass --checkpoint RUN (see docs/detect.md)")
     return Path(str(path))

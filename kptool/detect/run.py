@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.transform import Transform
+from kptool.core.shape import Shape
+from kptool.core.transform import Transform
 from kptool.detect.base import Detector
 from kptool.errors import InputError, KptoolError
+from kptool.baselines import BASELINES
 from kptool.failures import Failures
 from kptool.io.predictions import Predictions
 
-METHODS = ("checkpoint", "iss", "harris3d", "fps", "random")
+# "checkpoint" (a trained model) or a classical baseline (kptool.baselines.BASELINES)
+METHODS = ("checkpoint", *BASELINES)
 
 
 def get_detector(method: str = "checkpoint", checkpoint: str | os.PathLike | None = None,
@@ -149,12 +151,22 @@ def _prepare_file(f: Path, points: int, normalize: str, up: str, seed: int) -> t
 
 
 def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "test") -> Predictions:
-    """Keypoints for every shape of a prepared dataset split, in its prepared frame."""
+    """Predictions for every shape of a prepared dataset split, in its prepared frame: keypoints, or
+    for a trained model without a keypoint output its first declared output (kptool.models.base)."""
     from kptool.data.prepared import PreparedDataset
 
     dataset = PreparedDataset(root, split)
     if len(dataset) == 0:
         raise InputError(root, f"the {split} split has no shapes")
+    model = getattr(detector, "model", None)
+    if model is not None and "keypoints" not in model.outputs:
+        # another kind of method (embeddings, per-point logits...): its first declared output
+        from kptool.models.predict import predict_dataset
+
+        kind = model.outputs[0]
+        found = predict_dataset(model, dataset, detector.device, detector.batch_size)[kind]
+        return Predictions(arrays=found, kind=kind, method=detector.name, frame="prepared",
+                           dataset=str(Path(root).resolve()), split=split)
     shapes = list(dataset)
     found = detector.detect_batch([s.points for s in shapes])
     return Predictions({s.id: np.asarray(kp, dtype=np.float32) for s, kp in zip(shapes, found)},

@@ -1,6 +1,6 @@
 """Reading and writing shapes, annotations and keypoints.
 
-Readers return :class:`kptool.data.Shape`; every problem with a user's file
+Readers return :class:`kptool.core.Shape`; every problem with a user's file
 raises :class:`kptool.errors.InputError` naming the file. Writers are atomic and
 refuse to replace an existing file unless ``overwrite=True``.
 """

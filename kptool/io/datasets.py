@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from kptool.data.shape import Shape
+from kptool.core.shape import Shape
 from kptool.errors import InputError
 from kptool.io.safe_load import parse_json
 from kptool.io.shapes import existing_file, load_shape, read_bytes, read_table

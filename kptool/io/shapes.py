@@ -1,4 +1,4 @@
-"""Reading meshes and point clouds from the files users have, into :class:`~kptool.data.Shape`.
+"""Reading meshes and point clouds from the files users have, into :class:`~kptool.core.Shape`.
 
 Formats (chosen by the file's suffix, case-insensitive):
 
@@ -37,13 +37,14 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.transform import up_rotation
+from kptool.core.shape import Shape
+from kptool.core.transform import up_rotation
 from kptool.errors import InputError, InputWarning
 from kptool.io.pcd import read_pcd
 
@@ -355,9 +356,11 @@ def _read_numpy(p: Path, suffix: str) -> dict[str, np.ndarray]:
             return _split_columns(p, np.asarray(loaded))
         with loaded:
             arrays = {k: loaded[k] for k in loaded.files}
-    except (OSError, ValueError, EOFError, AttributeError) as e:
+    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as e:
         # AttributeError: an .npz name holding a plain .npy array (no .files)
         raise InputError(p, f"not a readable {suffix} file ({e})") from None
+    except MemoryError:   # the header claims a shape far larger than the file
+        raise InputError(p, f"not a readable {suffix} file (its header claims an array too large to load)") from None
     key = next((k for k in ("points", "xyz") if k in arrays), None)
     if key is None and len(arrays) == 1:
         key = next(iter(arrays))

@@ -1,5 +1,8 @@
-"""Training losses (channel-last tensors, any device)."""
+"""Training losses (channel-last tensors, any device) and the :data:`LOSSES` registry of objectives."""
 
 from kptool.losses.chamfer import composite_chamfer_distance, composite_chamfer_distance_reference
+from kptool.losses.registry import LOSSES
+from kptool.losses.skeleton import MutualReconstruction, SkeletonReconstruction  # registers them
 
-__all__ = ["composite_chamfer_distance", "composite_chamfer_distance_reference"]
+__all__ = ["LOSSES", "composite_chamfer_distance", "composite_chamfer_distance_reference",
+           "SkeletonReconstruction", "MutualReconstruction"]

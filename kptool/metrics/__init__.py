@@ -24,3 +24,8 @@ __all__ = [
     "part_correspondence_ratio", "keypoint_part_labels", "repeatability", "perturb",
     "PERTURBATIONS", "DEFAULT_LEVELS",
 ]
+
+from kptool.metrics.registry import METRICS, EvalContext, Metric, build_metric, register_metric  # noqa: E402
+from kptool.metrics import registered as _registered  # noqa: E402,F401  (registers das, miou, ...)
+
+__all__ += ["METRICS", "Metric", "EvalContext", "build_metric", "register_metric"]

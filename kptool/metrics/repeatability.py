@@ -12,16 +12,17 @@ See docs/metrics.md.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from kptool.data.transform import Transform, detection_frame
-from kptool.detect.base import Detector
+from kptool.core.transform import Transform, detection_frame
 from kptool.errors import KptoolError
 from kptool.metrics._common import as_points, check_scales, squared_distances
 from kptool.metrics.curve import Curve
+
+if TYPE_CHECKING:   # kptool.detect imports torch: the metrics stay light for the CLI
+    from kptool.detect.base import Detector
 
 PERTURBATIONS = ("noise", "rotation-up", "rotation-so3", "decimation", "translation", "scale")
 # Levels: noise sigma (prepared-frame units), rotation angle (degrees), share of points dropped,
@@ -58,6 +59,8 @@ def perturb(points: np.ndarray, perturbation: str, level: float,
             axis = UP * rng.choice([-1.0, 1.0])
         else:
             axis = _random_direction(rng)
+        from scipy.spatial.transform import Rotation   # here: scipy.spatial is slow to import
+
         transform = Transform.from_parts(rotation=Rotation.from_rotvec(np.deg2rad(level) * axis).as_matrix())
     elif perturbation == "translation":
         transform = Transform.from_parts(offset=level * _random_direction(rng))

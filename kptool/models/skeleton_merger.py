@@ -17,16 +17,36 @@ Every value here defaults to the authors' code (``merger/merger_net.py``).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import inspect
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from kptool.errors import KptoolError
-from kptool.losses import composite_chamfer_distance
-from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA, PointNet2MSG, SharedMLP
+from kptool.losses import LOSSES, composite_chamfer_distance
+from kptool.models.backbones import BACKBONES
+from kptool.models.backbones.common import SharedMLP
+from kptool.models.base import Model
 from kptool.models.registry import register_model
+
+# Keys of kptool 0.1's flat model section that now live in the backbone: section.
+LEGACY_BACKBONE_KEYS = ("set_abstraction", "feature_propagation", "interpolation_power")
+
+
+def move_legacy_keys(section: dict[str, Any], backbone: str, loss: str, loss_keys: Sequence[str]) -> dict[str, Any]:
+    """A flat kptool 0.1 model section with its backbone and loss keys moved into nested sections."""
+    out = dict(section)
+    if "backbone" not in out:
+        out["backbone"] = {"name": backbone, **{k: out.pop(k) for k in LEGACY_BACKBONE_KEYS if k in out}}
+        # kptool 0.1's encoder interpolated features with weights 1/d: a backbone with the
+        # option keeps that for configs written before it existed
+        if "interpolation_power" in inspect.signature(BACKBONES.get(backbone)).parameters:
+            out["backbone"].setdefault("interpolation_power", 1)
+    if "loss" not in out:
+        out["loss"] = {"name": loss, **{k: out.pop(k) for k in loss_keys if k in out}}
+    return out
 
 
 class SkeletonDecoder(nn.Module):
@@ -101,37 +121,44 @@ class MaskDropout(nn.Module):
 
 
 @register_model("skeleton-merger")
-class SkeletonMerger(nn.Module):
-    """Skeleton Merger keypoint detector (see the module docstring).
+class SkeletonMerger(Model):
+    """Skeleton Merger (Shi et al. 2021): keypoints whose skeletons reconstruct the shape.
 
     Args:
         num_keypoints: k (reference 10).
-        set_abstraction, feature_propagation: PointNet++ levels (default: the
-            reference network); smaller ones make fast tests.
+        backbone: the ``backbone:`` section (default ``{name: pointnet2-msg}``, the
+            reference network; its ``in_channels`` is 9, set here); smaller levels make fast tests.
         activation_widths: hidden widths of the activation-strength MLP (reference 512, 256).
         head_width: width of the per-point layer before the k scores (reference 128).
         dropout: dropout before the k scores (reference 0.5).
         skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init: decoder,
             see :class:`SkeletonDecoder`.
-        offset_weight: weight of the L2 penalty on the decoder offsets (reference 0.01;
-            sum of squares over the whole table).
+        loss: the ``loss:`` section, a :data:`kptool.losses.LOSSES` entry (default
+            ``{name: skeleton-reconstruction}``: self-reconstruction and the offset penalty).
     """
 
-    paired = False
+    outputs = ("keypoints",)
+    default_loss = "skeleton-reconstruction"
+    loss_keys: tuple[str, ...] = ("offset_weight",)
 
-    def __init__(self, num_keypoints: int = 10, set_abstraction: Sequence[Any] = REFERENCE_SA,
-                 feature_propagation: Sequence[Any] = REFERENCE_FP, activation_widths: Sequence[int] = (512, 256),
-                 head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
-                 skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
-                 offset_weight: float = 0.01):
+    def __init__(self, num_keypoints: int = 10, backbone: Mapping[str, Any] | None = None,
+                 activation_widths: Sequence[int] = (512, 256), head_width: int = 128, dropout: float = 0.5,
+                 skeleton_max_points: int = 200, skeleton_min_points: int = 15, skeleton_spacing: float = 0.01,
+                 offset_init: float = 0.002, loss: Mapping[str, Any] | None = None):
         super().__init__()
-        if int(num_keypoints) < 2:
-            raise KptoolError(f"{self.model_name} needs num_keypoints >= 2 (one skeleton per keypoint pair), "
-                              f"got {num_keypoints}")
-        k = self.num_keypoints = int(num_keypoints)
-        self.offset_weight = float(offset_weight)
+        if isinstance(num_keypoints, bool) or not isinstance(num_keypoints, int) or num_keypoints < 2:
+            raise KptoolError(f"{self.model_name} needs an integer num_keypoints >= 2 (one skeleton per keypoint "
+                              f"pair), got {num_keypoints!r}")
+        k = self.num_keypoints = num_keypoints
+        backbone = dict(backbone or {"name": "pointnet2-msg"})
+        if "in_channels" in backbone:
+            raise KptoolError(f"{self.model_name}: backbone.in_channels is set by the model (9), leave it out")
+        self.loss = LOSSES.build(dict(loss or {"name": self.default_loss}))
+        if self.model_name not in self.loss.models:
+            raise KptoolError(f"loss {self.loss.name!r} does not fit model {self.model_name!r} "
+                              f"(it trains {', '.join(self.loss.models)})")
         # The reference feeds the coordinates three times as 9 input channels.
-        self.backbone = PointNet2MSG(9, set_abstraction, feature_propagation)
+        self.backbone = BACKBONES.build({**backbone, "in_channels": 9})
         self.head = SharedMLP(self.backbone.out_channels, (head_width,))
         self.dropout = MaskDropout(dropout)
         self.scores = nn.Linear(head_width, k)
@@ -139,6 +166,15 @@ class SkeletonMerger(nn.Module):
         self.decoder = SkeletonDecoder(k, skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init)
         self.activation_mlp = SharedMLP(self.backbone.global_channels, activation_widths)
         self.activation_out = nn.Linear(self.activation_mlp.out_channels, self.decoder.num_pairs)
+
+    @property
+    def paired(self) -> bool:
+        """Shape i of a training batch is paired with shape i + B/2 when the loss needs pairs."""
+        return bool(self.loss.paired)
+
+    @classmethod
+    def upgrade_config(cls, section: dict[str, Any]) -> dict[str, Any]:
+        return move_legacy_keys(section, "pointnet2-msg", cls.default_loss, cls.loss_keys)
 
     def _check_points(self, points: torch.Tensor) -> None:
         if points.dim() != 3 or points.shape[-1] != 3:
@@ -158,16 +194,13 @@ class SkeletonMerger(nn.Module):
             ``activations (B, k(k-1)/2)`` skeleton strengths in [0, 1].
         """
         self._check_points(points)
-        per_point, deepest = self.backbone(points, points.repeat(1, 1, 3))
+        per_point, global_ = self.backbone(points, points.repeat(1, 1, 3))
         # log-softmax over the k channels ends the reference segmentation network
         scores = F.log_softmax(self.scores(self.dropout(self.head(per_point))), dim=-1)       # (B, N, k)
         heatmaps = torch.softmax(self.mix(scores).transpose(1, 2), dim=-1)                    # (B, k, N)
         keypoints = heatmaps @ points
-        activations = torch.sigmoid(self.activation_out(self.activation_mlp(deepest.amax(dim=1))))
+        activations = torch.sigmoid(self.activation_out(self.activation_mlp(global_)))
         return {"keypoints": keypoints, "heatmaps": heatmaps, "activations": activations}
-
-    def offset_penalty(self) -> torch.Tensor:
-        return self.offset_weight * (self.decoder.offsets ** 2).sum()
 
     def reconstruction_loss(self, points: torch.Tensor, keypoints: torch.Tensor,
                             activations: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
@@ -176,20 +209,10 @@ class SkeletonMerger(nn.Module):
         skeleton, counts = self.decoder(keypoints, counts)
         return composite_chamfer_distance(points, skeleton, counts, activations)
 
-    def training_loss(self, points: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Mean CCD of the self-reconstructions + offset penalty; components for logging."""
-        out = self(points)
-        ccd = self.reconstruction_loss(points, out["keypoints"], out["activations"]).mean()
-        penalty = self.offset_penalty()
-        loss = ccd + penalty
-        return loss, {"loss": loss.item(), "ccd_self": ccd.item(), "offset_l2": penalty.item()}
+    def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The ``loss:`` section's objective on ``batch["points"]`` ``(B, N, 3)``; components for logging."""
+        return self.loss(self, batch["points"])
 
-    @torch.no_grad()
-    def detect(self, points: torch.Tensor) -> torch.Tensor:
-        """``(B, N, 3)`` -> ``(B, k, 3)`` keypoints, in eval mode (the mode is restored after)."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self(points)["keypoints"]
-        finally:
-            self.train(was_training)
+    def infer(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``batch["points"]`` ``(B, N, 3)`` -> ``{"keypoints": (B, k, 3)}`` (and the heat maps, activations)."""
+        return self(batch["points"])

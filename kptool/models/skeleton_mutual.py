@@ -34,13 +34,12 @@ not on a longer fuselage.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
 from kptool.errors import KptoolError
-from kptool.models.backbones.pointnet2 import REFERENCE_FP, REFERENCE_SA
 from kptool.models.registry import register_model
 from kptool.models.skeleton_merger import SkeletonMerger
 
@@ -80,32 +79,26 @@ class KeypointOffsetMLP(nn.Module):
 
 @register_model("skeleton-mutual")
 class SkeletonMutual(SkeletonMerger):
-    """Skeleton Merger trained with self and mutual reconstruction (see the module docstring).
+    """Mutual reconstruction (Yuan et al. 2022): Skeleton Merger whose keypoints also rebuild a partner shape.
 
     Args:
-        self_weight, mutual_weight: λs and λm (paper: 0.5, 0.5).
         keypoint_offset_widths: hidden widths of the offset MLP (3 layers in all).
-        keypoint_offset_weight: weight of the L2 penalty on O_K (mean over pairs and
-            keypoints of the squared norm).
         keypoint_alignment: ``"none"`` (the paper's eqs. 2-5) or ``"axis-scale"`` (see the
             module docstring).
+        loss: default ``{name: mutual-reconstruction}`` (λs, λm and the penalty weights there).
         The other arguments are those of :class:`~kptool.models.skeleton_merger.SkeletonMerger`.
     """
 
-    paired = True
+    default_loss = "mutual-reconstruction"
+    loss_keys = ("self_weight", "mutual_weight", "offset_weight", "keypoint_offset_weight")
 
-    def __init__(self, num_keypoints: int = 10, set_abstraction: Sequence[Any] = REFERENCE_SA,
-                 feature_propagation: Sequence[Any] = REFERENCE_FP, activation_widths: Sequence[int] = (512, 256),
-                 head_width: int = 128, dropout: float = 0.5, skeleton_max_points: int = 200,
-                 skeleton_min_points: int = 15, skeleton_spacing: float = 0.01, offset_init: float = 0.002,
-                 offset_weight: float = 0.01, self_weight: float = 0.5, mutual_weight: float = 0.5,
-                 keypoint_offset_widths: Sequence[int] = (64, 64), keypoint_offset_weight: float = 1.0,
-                 keypoint_alignment: str = "none"):
-        super().__init__(num_keypoints, set_abstraction, feature_propagation, activation_widths, head_width,
-                         dropout, skeleton_max_points, skeleton_min_points, skeleton_spacing, offset_init,
-                         offset_weight)
-        self.self_weight, self.mutual_weight = float(self_weight), float(mutual_weight)
-        self.keypoint_offset_weight = float(keypoint_offset_weight)
+    def __init__(self, num_keypoints: int = 10, backbone: Mapping[str, Any] | None = None,
+                 activation_widths: Sequence[int] = (512, 256), head_width: int = 128, dropout: float = 0.5,
+                 skeleton_max_points: int = 200, skeleton_min_points: int = 15, skeleton_spacing: float = 0.01,
+                 offset_init: float = 0.002, keypoint_offset_widths: Sequence[int] = (64, 64),
+                 keypoint_alignment: str = "none", loss: Mapping[str, Any] | None = None):
+        super().__init__(num_keypoints, backbone, activation_widths, head_width, dropout, skeleton_max_points,
+                         skeleton_min_points, skeleton_spacing, offset_init, loss)
         self.keypoint_offset = KeypointOffsetMLP(keypoint_offset_widths)
         if keypoint_alignment not in ALIGNMENTS:
             raise KptoolError(f"keypoint_alignment must be one of {', '.join(ALIGNMENTS)}, got {keypoint_alignment!r}")
@@ -126,30 +119,3 @@ class SkeletonMutual(SkeletonMerger):
         aligned = axis_scale_fit(source, target)
         offset = self.keypoint_offset(target - aligned)
         return aligned + offset, offset
-
-    def training_loss(self, points: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Self + mutual reconstruction losses and penalties; components for logging.
-
-        ``points`` is ``(B, N, 3)`` with B even, shape i paired with shape i + B/2.
-        """
-        if points.dim() == 3 and points.shape[0] % 2:
-            raise KptoolError(f"{self.model_name} trains on pairs of shapes: the batch size must be even, "
-                              f"got {points.shape[0]}")
-        out = self(points)
-        batch, half = points.shape[0], points.shape[0] // 2
-        reshaped, offset = self.mutual_keypoints(out["keypoints"])
-        # Self and mutual reconstructions go through the decoder and the CCD as one batch of
-        # 2B, with the skeleton point counts of the self keypoints for both, so that the self
-        # term does not depend on the pairing.
-        counts = self.decoder.point_counts(out["keypoints"].detach())
-        ccd = self.reconstruction_loss(points.repeat(2, 1, 1), torch.cat([out["keypoints"], reshaped]),
-                                       out["activations"].repeat(2, 1), counts)
-        ccd_self, ccd_mutual = ccd[:batch], ccd[batch:]
-        rec_self = ccd_self[:half].mean() + ccd_self[half:].mean()
-        rec_mutual = ccd_mutual[:half].mean() + ccd_mutual[half:].mean()
-        penalty = self.offset_penalty()
-        kp_penalty = self.keypoint_offset_weight * (offset ** 2).sum(-1).mean()
-        loss = self.self_weight * rec_self + self.mutual_weight * rec_mutual + penalty + kp_penalty
-        return loss, {"loss": loss.item(), "ccd_self": ccd_self.mean().item(),
-                      "ccd_mutual": ccd_mutual.mean().item(), "offset_l2": penalty.item(),
-                      "keypoint_offset_l2": kp_penalty.item()}

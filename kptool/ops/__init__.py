@@ -1,6 +1,7 @@
 """Batched point-cloud ops on CPU and CUDA tensors, channel-last.
 
-Points are ``(B, N, 3)``, features ``(B, N, C)``, indices int64. CPU tensors run
+Points are ``(B, N, 3)``, features ``(B, N, C)``, indices int64; :func:`knn` also
+searches in feature space (``(B, N, D)``, any D). CPU tensors run
 numba kernels (compiled on first use and cached on disk, nothing compiled at
 install time); CUDA tensors run chunked pure-torch code. Ragged batches pass
 per-cloud ``lengths``: the first ``lengths[b]`` rows of cloud ``b`` are valid.
@@ -19,7 +20,7 @@ Example (one PointNet++ set-abstraction grouping and a Chamfer loss)::
 """
 
 from kptool.ops.chamfer import chamfer_distance
-from kptool.ops.neighbors import ball_query, gather, knn, three_nn_interpolate
+from kptool.ops.neighbors import KNN, ball_query, gather, knn, three_nn_interpolate
 from kptool.ops.sampling import farthest_point_sampling
 
-__all__ = ["ball_query", "chamfer_distance", "farthest_point_sampling", "gather", "knn", "three_nn_interpolate"]
+__all__ = ["KNN", "ball_query", "chamfer_distance", "farthest_point_sampling", "gather", "knn", "three_nn_interpolate"]

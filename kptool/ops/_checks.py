@@ -16,7 +16,7 @@ def check_points(name: str, t, batch: int | None = None, channels: int | None = 
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-    want = "(B, N, 3)" if channels == 3 else "(B, N, C)"
+    want = "(B, N, C)" if channels is None else f"(B, N, {channels})"
     if t.dim() != 3 or (channels is not None and t.shape[-1] != channels):
         raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
     if batch is not None and t.shape[0] != batch:

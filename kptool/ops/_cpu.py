@@ -1,6 +1,7 @@
 """Numba CPU kernels behind the ops (the fast path for CPU tensors).
 
-All kernels work in float32 on C-contiguous ``(B, N, 3)`` arrays and are
+All kernels work in float32 on C-contiguous ``(B, N, 3)`` arrays (kNN in other
+dimensions: ``(B, N, D)``, :func:`knn_rows`) and are
 compiled on first use (``cache=True``: once per machine, not at install time).
 Work is split across clouds and blocks of queries and spread over a small
 thread pool (:func:`run_parallel`).
@@ -13,7 +14,8 @@ Spatial search uses a small k-d tree built per cloud (sliding-midpoint splits,
 nodes numbered breadth-first, the right child always follows the left one).
 Pruning compares a box lower bound against point distances; both are computed
 with the same float32 operations in the same order (no ``fastmath`` on any
-distance; only the order-free maximum in :func:`_max` uses it), and
+distance; only the order-free maximum and minimum, :func:`_max` and :func:`_min`,
+use it), and
 correctly rounded arithmetic is monotonic, so a bound never exceeds the distance
 it bounds and the tree search returns exactly what a brute-force scan would,
 ties included (lowest index wins).
@@ -258,6 +260,23 @@ def _build_range(points, lengths, leaf_size, perm, tp, lo, hi, start, end, child
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _insert(vals, idx, size, v, j):
+    """Insert ``(v, j)`` into the first ``size`` entries of ``vals/idx``, kept sorted by
+    (value, index); the last entry drops out. Callers check first that it belongs there."""
+    m = size - 1
+    while m > 0 and v < vals[m - 1]:
+        vals[m] = vals[m - 1]
+        idx[m] = idx[m - 1]
+        m -= 1
+    while m > 0 and v == vals[m - 1] and j < idx[m - 1]:  # exact ties: by index
+        vals[m] = vals[m - 1]
+        idx[m] = idx[m - 1]
+        m -= 1
+    vals[m] = v
+    idx[m] = j
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, bd, bi):
     """Improve the ``k`` best (distance, index) pairs ``bd/bi (k,)``, kept sorted, with
     the points of one tree. Start them at (inf, N), or at known points as seeds."""
@@ -285,6 +304,7 @@ def _knn_one(x, y, z, k, perm, tp, lo, hi, start, end, child, stack, stack_lb, b
                 pj = ps[j]
                 if d == worst and pj >= bi[k - 1]:  # ">=": a seed is not taken twice
                     continue
+                # _insert written out: the call, even inlined, costs 3% of a 3-D kNN here
                 m = k - 1
                 while m > 0 and d < bd[m - 1]:
                     bd[m] = bd[m - 1]
@@ -349,6 +369,169 @@ def _knn_range(query, query_lengths, points_lengths, k, perm, tp, lo, hi, start,
                 s = j if j < kk else 0
                 d_out[b, i, j] = bd[s]
                 i_out[b, i, j] = bi[s]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sq_dist(a, b):
+    """Squared distance of two 1-D float32 arrays, summed in four interleaved partial sums
+    (a fixed order: the same answer on every machine, and no single chain of dependent adds)."""
+    s0 = s1 = s2 = s3 = _F0
+    D = len(a)
+    m = D - D % 4
+    for c in range(0, m, 4):
+        t0 = a[c] - b[c]
+        t1 = a[c + 1] - b[c + 1]
+        t2 = a[c + 2] - b[c + 2]
+        t3 = a[c + 3] - b[c + 3]
+        s0 += t0 * t0
+        s1 += t1 * t1
+        s2 += t2 * t2
+        s3 += t3 * t3
+    for c in range(m, D):
+        t0 = a[c] - b[c]
+        s0 += t0 * t0
+    return (s0 + s1) + (s2 + s3)
+
+
+def knn_rows(dots, norms, delta, query, points, n, k, d_out, i_out):
+    """Exact k nearest ``points[:n]`` of each row of ``query`` from a rough distance table.
+
+    ``dots (R, n)`` holds ``q.p_j`` (a BLAS product: fast, but rounded differently from
+    the true distances) and ``norms (n,)`` ``|p_j|^2``, so ``|p_j|^2 - 2 q.p_j`` is the
+    squared distance up to the row's constant ``|q|^2``; ``delta (R,)`` bounds its error
+    per row. Every true neighbour lies within ``2 delta`` of the k-th smallest rough value,
+    so only the points under that limit get their distance computed exactly (float32,
+    :func:`_sq_dist`); the ``k`` best by (distance, index) go to ``d_out/i_out (R, k)``.
+    With ``n < k`` the missing slots repeat the nearest.
+    """
+    run_parallel(_knn_rows_range, dots.shape[0], dots, norms, delta, query, points, n, k, d_out, i_out)
+
+
+_ROW_GROUPS = 16  # a distance row of n entries is split into n / 16 strided groups of 16
+
+
+_BOUND_BUCKETS = 32
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan", "nsz", "reassoc"})
+def _min(values):
+    """``min(values)`` of a non-empty 1-D array (order-free, so vectorised; see :func:`_max`)."""
+    m = values[0]
+    for j in range(1, len(values)):
+        m = min(m, values[j])
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upper_bound_of_kth(values, kk, counts):
+    """A value ``>=`` the ``kk``-th smallest of ``values`` (finite), found without sorting: a
+    histogram of ``len(counts)`` buckets, then the largest value in the buckets up to the one
+    holding the kk-th. Branch-light, unlike a selection."""
+    lo, hi = _min(values), _max(values)
+    if not hi - lo < _FINF:
+        return _FINF
+    if hi == lo:
+        return hi
+    nb = len(counts)
+    scale = np.float32(nb) / (hi - lo)
+    counts[:] = 0
+    for g in range(len(values)):
+        counts[min(np.int64((values[g] - lo) * scale), nb - 1)] += 1
+    last, total = 0, counts[0]
+    while total < kk:
+        last += 1
+        total += counts[last]
+    bound = lo
+    for g in range(len(values)):
+        if min(np.int64((values[g] - lo) * scale), nb - 1) <= last:
+            bound = max(bound, values[g])
+    return bound
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _select(a, m, kth):
+    """The ``kth`` smallest (0-based) of ``a[:m]``, reordering ``a`` (Hoare's quickselect)."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        x = a[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < x:
+                i += 1
+            while a[j] > x:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return a[kth]
+
+
+@njit(cache=True, nogil=True)
+def _knn_rows_range(dots, norms, delta, query, points, n, k, d_out, i_out, r0, r1):
+    kk = min(k, n)
+    # Group g holds the entries j = g + t * G (t < 16) of a row: strided groups let the
+    # rough values and the groups' minima be computed in one vectorised sweep.
+    G = (n + _ROW_GROUPS - 1) // _ROW_GROUPS
+    rough = np.empty(n, np.float32)
+    group_min = np.empty(G, np.float32)
+    counts = np.empty(_BOUND_BUCKETS, np.int64)
+    scratch = np.empty(n, np.float32)
+    cand_v = np.empty(n, np.float32)
+    cand_i = np.empty(n, np.int64)
+    bd = np.empty(kk, np.float32)
+    bi = np.empty(kk, np.int64)
+    for r in range(r0, r1):
+        row = dots[r, :n]
+        for j in range(n):
+            rough[j] = norms[j] - np.float32(2.0) * row[j]
+        group_min[:] = rough[:G]
+        for t in range(1, _ROW_GROUPS):
+            part = rough[t * G:min(n, (t + 1) * G)]
+            for g in range(len(part)):
+                group_min[g] = min(group_min[g], part[g])
+        slack = np.float32(2.0) * delta[r]
+        # Any kk group minima are kk distinct entries, so a bound on the kk-th smallest group
+        # minimum bounds the row's kk-th smallest entry: only groups whose minimum is under it
+        # (plus slack) can hold a candidate, and they hold the kk smallest entries.
+        bound = _upper_bound_of_kth(group_min, kk, counts) + slack if G >= kk else _FINF
+        nc = 0
+        for g in range(G):
+            if group_min[g] > bound:
+                continue
+            for j in range(g, n, G):
+                if rough[j] <= bound:
+                    cand_v[nc] = rough[j]
+                    cand_i[nc] = j
+                    nc += 1
+        # Every true neighbour is within 2 delta of the kk-th smallest rough value; with
+        # few candidates it is cheaper to rank them all than to find that value.
+        limit = _FINF
+        if nc > 4 * kk:
+            scratch[:nc] = cand_v[:nc]
+            limit = _select(scratch, nc, kk - 1) + slack
+        # Exact distances of those candidates, best kk by (distance, index).
+        bd[:] = _FINF
+        bi[:] = n
+        q = query[r]
+        for c in range(nc):
+            if not cand_v[c] <= limit:
+                continue
+            j = cand_i[c]
+            d = _sq_dist(q, points[j])
+            if d > bd[kk - 1] or (d == bd[kk - 1] and j >= bi[kk - 1]):
+                continue
+            _insert(bd, bi, kk, d, j)
+        for j in range(k):
+            s = j if j < kk else 0
+            d_out[r, j] = bd[s]
+            i_out[r, j] = bi[s]
 
 
 def nearest(query_trees, query_lengths, points, point_trees):

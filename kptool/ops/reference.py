@@ -69,7 +69,7 @@ def gather(features, idx):
     return out
 
 
-def three_nn_interpolate(unknown, known, known_feats, known_lengths, eps=1e-8):
+def three_nn_interpolate(unknown, known, known_feats, known_lengths, eps=1e-8, power=2):
     B, n, _ = unknown.shape
     out = torch.zeros((B, n, known_feats.shape[-1]), dtype=known_feats.dtype)
     for b in range(B):
@@ -77,7 +77,7 @@ def three_nn_interpolate(unknown, known, known_feats, known_lengths, eps=1e-8):
         for i in range(n):
             d = _d2(known[b, :m], unknown[b, i])
             near = sorted(range(m), key=lambda j: (float(d[j]), j))[:3]
-            w = torch.stack([1.0 / (d[j].sqrt() + eps) for j in near])
+            w = torch.stack([1.0 / (d[j].sqrt() ** power + eps) for j in near])
             w = w / w.sum()
             out[b, i] = sum(w[t] * known_feats[b, j] for t, j in enumerate(near))
     return out

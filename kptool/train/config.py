@@ -2,15 +2,24 @@
 
 A configuration is a plain dict with the sections of a preset YAML file::
 
+    base: skeleton-mutual          # optional: start from this preset, then only the keys that differ
     name: skeleton-mutual          # informational
     description: ...
-    model: {name: ..., num_keypoints: 10, ...}   # kwargs of the registered model class
-    train: {epochs: 80, batch_size: 8, ...}      # see TRAIN_DEFAULTS
+    model:                         # kwargs of the registered model class
+      name: skeleton-mutual
+      num_keypoints: 10            # (models that have keypoints)
+      backbone: {name: pointnet2-msg, ...}       # kptool.models.backbones.BACKBONES
+      loss: {name: mutual-reconstruction, ...}   # kptool.losses.LOSSES
+    train: {epochs: 80, batch_size: 8, val_metrics: [loss, das], best: {metric: das, mode: max}, ...}
     data: {points: 2048}
 
-:func:`resolve_config` loads a preset, applies ``section.key=value`` overrides
-and returns the validated config with every default filled in; that resolved
-dict is what a run saves as ``config.yaml`` and stores in its checkpoints.
+A preset with ``base:`` is merged onto its base key by key; a nested section whose
+``name`` differs from the base's replaces it whole (another model or loss keeps
+none of the old one's keys). :func:`resolve_config` loads a preset, applies
+``section.key=value`` overrides and returns the validated config with every default
+filled in; that resolved dict is what a run saves as ``config.yaml`` and stores in its
+checkpoints. Configs stored by older versions are rewritten into today's form
+(:func:`validate_config`), so old runs and weights load unchanged.
 """
 
 from __future__ import annotations
@@ -26,11 +35,14 @@ import yaml
 from kptool.errors import InputError, KptoolError
 from kptool.io.safe_load import parse_yaml
 
-SECTIONS = ("name", "description", "model", "train", "data")
+SECTIONS = ("base", "name", "description", "model", "train", "data")
 
 OPTIMIZERS = ("adadelta", "adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
-BEST_METRICS = ("auto", "das", "val_loss")
+BEST_MODES = ("min", "max")
+# kptool 0.1's train.best_metric, as a best rule (auto: das, or the loss without annotations)
+LEGACY_BEST = {"auto": {"metric": "das", "mode": "max"}, "das": {"metric": "das", "mode": "max"},
+               "val_loss": {"metric": "loss", "mode": "min"}}
 
 # Every key of the ``train:`` section with its default. Reference values (Skeleton
 # Merger code): Adadelta with eps 1e-2 (set in the presets), lr 1, batch 8, 80 epochs.
@@ -47,7 +59,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "val_every": 1,             # validate every N epochs (and after the last); 0 = never
     "val_split": "val",
-    "best_metric": "auto",      # auto = DAS when the validation split has keypoints, else val loss
+    "val_metrics": ["loss", "das"],   # "loss" (the training objective) and registered metrics (kptool list metrics)
+    # checkpoints/best.pt: the validation value to follow and whether higher (max) or lower
+    # (min) is better; a value the validation split cannot give (no annotations) falls back to the loss
+    "best": {"metric": "das", "mode": "max"},
     "keep_every": 0,            # also keep checkpoints/epoch-NNN.pt every N epochs; 0 = last + best only
     "num_workers": 0,           # DataLoader worker processes
 }
@@ -64,11 +79,41 @@ def available_presets() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name_or_path: str | Path) -> dict[str, Any]:
-    """Read a preset by name (shipped with kptool) or from a YAML file path.
+def merge_sections(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` laid over ``base`` key by key; a mapping whose ``name`` differs replaces the base's whole."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict) and value.get("name", old.get("name")) == old.get("name"):
+            out[key] = merge_sections(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_preset(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a preset by name (shipped with kptool) or from a YAML file path, with its ``base:`` merged in.
 
     The result is the raw YAML content (no defaults filled); see :func:`resolve_config`.
+    A ``base:`` is a shipped preset's name or a YAML path (relative to the preset's folder).
     """
+    doc = _read_preset(name_or_path)
+    base = doc.pop("base", None)
+    if base is None:
+        return doc
+    if not isinstance(base, str):
+        raise InputError(str(name_or_path), f"base: must be a preset name or YAML path, got {base!r}")
+    if "/" in base or base.endswith((".yaml", ".yml")):
+        here = Path(str(name_or_path)).parent if "/" in str(name_or_path) or Path(str(name_or_path)).is_file() \
+            else Path(".")
+        base = str(here / base)
+    if base in _seen or base == str(name_or_path):
+        raise InputError(str(name_or_path), f"base: presets inherit from each other in a cycle ({base})")
+    return merge_sections(load_preset(base, (*_seen, str(name_or_path))), doc)
+
+
+def _read_preset(name_or_path: str | Path) -> dict[str, Any]:
+    """The YAML mapping of one preset file (shipped name or path)."""
     text, where = None, str(name_or_path)
     shipped = resources.files("kptool.presets") / f"{name_or_path}.yaml"
     if "/" not in str(name_or_path) and shipped.is_file():
@@ -185,7 +230,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if config.get(section) is not None and not isinstance(config[section], dict):
             raise KptoolError(f"{section}: must be a mapping, got {config[section]!r}")
     model = dict(config.get("model") or {})
-    train = {**copy.deepcopy(TRAIN_DEFAULTS), **(config.get("train") or {})}
+    given_train = dict(config.get("train") or {})
+    if "best_metric" in given_train:   # kptool 0.1 configs (checkpoints, weights)
+        legacy = given_train.pop("best_metric")
+        if legacy not in LEGACY_BEST:
+            raise KptoolError(f"train.best_metric must be one of {', '.join(LEGACY_BEST)}, got {legacy!r} "
+                              f"(or use train.best: {{metric, mode}})")
+        given_train.setdefault("best", LEGACY_BEST[legacy])
+    train = {**copy.deepcopy(TRAIN_DEFAULTS), **given_train}
     data = {**DATA_DEFAULTS, **(config.get("data") or {})}
     _unknown_keys("train", train, TRAIN_DEFAULTS)
     _unknown_keys("data", data, DATA_DEFAULTS)
@@ -200,7 +252,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         train[key] = _number("train", key, train[key], int, minimum=0)
     train["optimizer"] = _check_choice("train", "optimizer", str(train["optimizer"]).lower(), OPTIMIZERS)
     train["scheduler"] = _check_choice("train", "scheduler", str(train["scheduler"]).lower(), SCHEDULERS)
-    train["best_metric"] = _check_choice("train", "best_metric", train["best_metric"], BEST_METRICS)
+    train["val_metrics"], train["best"] = _validation(train)
     train["val_split"] = _check_choice("train", "val_split", train["val_split"], ("train", "val", "test"))
     train["optimizer_options"] = _options("train", "optimizer_options", train["optimizer_options"])
     train["scheduler_options"] = _options("train", "scheduler_options", train["scheduler_options"])
@@ -208,16 +260,41 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     # the model's own keys are checked against its constructor by kptool.models.build_model
     if not model.get("name"):
         raise KptoolError("model.name is missing (the registered model to train)")
-    model["num_keypoints"] = _number("model", "num_keypoints", model.get("num_keypoints"), int, minimum=1,
-                                     maximum=data["points"])
+    if "num_keypoints" in model:   # the models that have keypoints take them from the points
+        model["num_keypoints"] = _number("model", "num_keypoints", model["num_keypoints"], int, minimum=1,
+                                         maximum=data["points"])
+    from kptool.models import upgrade_model_config
+
+    model = upgrade_model_config(model)
     return {"name": str(config.get("name") or model["name"]), "description": str(config.get("description") or ""),
             "model": model, "train": train, "data": data}
 
 
+def _validation(train: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Checked ``train.val_metrics`` and ``train.best``."""
+    from kptool.metrics import METRICS
+
+    names = train["val_metrics"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise KptoolError(f"train.val_metrics must be a list of metric names, got {names!r}")
+    for n in names:
+        if n != "loss" and n not in METRICS:
+            raise KptoolError(f"train.val_metrics: unknown metric {n!r} (loss, or one of: {', '.join(METRICS)})")
+    best = train["best"]
+    if not isinstance(best, dict) or set(best) != {"metric", "mode"}:
+        raise KptoolError(f"train.best must be a mapping {{metric: NAME, mode: min|max}}, got {best!r}")
+    if not isinstance(best["metric"], str):
+        raise KptoolError(f"train.best.metric must be a validation value's name, got {best['metric']!r}")
+    _check_choice("train.best", "mode", best["mode"], BEST_MODES)
+    return list(dict.fromkeys(names)), {"metric": best["metric"], "mode": best["mode"]}
+
+
 def resolve_config(preset: str | Path | dict[str, Any], overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Preset (name, path or dict) + ``a.b=value`` overrides -> validated config with defaults."""
-    base = preset if isinstance(preset, dict) else load_preset(preset)
-    return validate_config(apply_overrides(base, overrides))
+    doc = preset if isinstance(preset, dict) else load_preset(preset)
+    if isinstance(doc, dict) and doc.get("base") is not None:
+        doc = merge_sections(load_preset(doc["base"]), {k: v for k, v in doc.items() if k != "base"})
+    return validate_config(apply_overrides(doc, overrides))
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

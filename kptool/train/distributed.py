@@ -59,7 +59,7 @@ def teardown(info: DistInfo) -> None:
 
 
 class LossModule(nn.Module):
-    """``forward(points)`` = ``model.training_loss(points)``.
+    """``forward(batch)`` = ``model.training_loss(batch)`` (the whole batch dict, already on the device).
 
     DistributedDataParallel only synchronises gradients of what runs through its
     ``forward``; wrapping the model in this module makes the training objective
@@ -70,8 +70,8 @@ class LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, points: torch.Tensor):
-        return self.model.training_loss(points)
+    def forward(self, batch: dict):
+        return self.model.training_loss(batch)
 
 
 def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:

@@ -1,16 +1,17 @@
 """The training loop shared by every trainable model.
 
-Model-specific work lives in the model (``training_loss``, ``detect``, ``paired``);
-validation metrics are plain functions (:data:`Validator`), so later detectors,
-embedding networks and pre-training reuse this loop unchanged.
+Model-specific work lives in the model (its declared ``inputs``, ``training_loss(batch)``,
+``predict``, ``paired``; :mod:`kptool.models.base`); validation runs the preset's
+``train.val_metrics`` (:mod:`kptool.train.validation`), and ``train.best`` picks the
+checkpoint to keep, so every method reuses this loop unchanged.
 
 Run folder written by :func:`train` (only by rank 0 under ``torchrun``)::
 
     RUN/config.yaml               # the resolved configuration
     RUN/log.jsonl                 # one JSON record per epoch: train and validation metrics
-    RUN/curves.png                # loss and validation DAS so far, redrawn every epoch
+    RUN/curves.png                # loss and the best-rule's validation value so far, redrawn every epoch
     RUN/checkpoints/last.pt       # after every epoch, and on Ctrl-C
-    RUN/checkpoints/best.pt       # best validation DAS (or loss) so far
+    RUN/checkpoints/best.pt       # best validation value so far (train.best: metric, mode)
     RUN/checkpoints/epoch-NNN.pt  # every train.keep_every epochs, when set
 """
 
@@ -30,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kptool.data.prepared import PreparedDataset, collate_shapes
+from kptool.data.batches import batch_to, collate_shapes
+from kptool.data.prepared import PreparedDataset
 from kptool.errors import InputError, KptoolError, OutputError
 from kptool.io.atomic import write_text
 from kptool.train import distributed as dd
@@ -38,11 +40,9 @@ from kptool.train.checkpoint import (CHECKPOINT_FORMAT, VERSION, load_checkpoint
                                      set_rng_state)
 from kptool.train.checks import (check_batch_size, check_model_fits_data, check_optimizer_and_scheduler,
                                  check_resumable, check_shapes)
-from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config
-from kptool.train.sampler import epoch_batches, eval_batches
-
-# A validation metric: (model in eval mode, validation dataset, device, batch size) -> named values.
-Validator = Callable[[nn.Module, PreparedDataset, torch.device, int], dict[str, float]]
+from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config, validate_config
+from kptool.train.sampler import epoch_batches
+from kptool.train.validation import validate
 
 RUN_FILES = ("config.yaml", "log.jsonl", "curves.png")
 
@@ -53,59 +53,6 @@ class TrainingInterrupted(KptoolError):
 
 class TrainingDiverged(KptoolError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def reconstruction_loss(model: nn.Module, dataset: PreparedDataset, device: torch.device,
-                        batch_size: int) -> dict[str, float]:
-    """The model's training objective and its components on ``dataset``, averaged over batches."""
-    data = dataset.torch_dataset()
-    sums: dict[str, float] = {}
-    batches = eval_batches(len(data), batch_size, paired=bool(getattr(model, "paired", False)))
-    for idx in batches:
-        points = collate_shapes([data[i] for i in idx])["points"].to(device)
-        loss, parts = model.training_loss(points)
-        for k, v in {"loss": loss, **parts}.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
-    return {k: v / len(batches) for k, v in sums.items()}
-
-
-def das(model: nn.Module, dataset: PreparedDataset, device: torch.device, batch_size: int) -> dict[str, float]:
-    """Dual alignment score of the model's keypoints against the annotations (shapes that have them)."""
-    from kptool.metrics import dual_alignment_score
-
-    data = dataset.torch_dataset(with_keypoints=True)
-    predicted, annotated, ids = [], [], []
-    for start in range(0, len(data), batch_size):
-        items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        keypoints = model.detect(collate_shapes(items)["points"].to(device)).cpu().numpy()
-        for item, kp in zip(items, keypoints):
-            if "keypoints" in item and len(item["keypoints"]):
-                predicted.append(kp)
-                annotated.append(item["keypoints"].numpy())
-                ids.append(item["keypoint_ids"].numpy())
-    if not predicted:
-        return {}
-    result = dual_alignment_score(predicted, annotated, ids)
-    return {"das": float(result.das), "das_forward": float(result.forward), "das_backward": float(result.backward)}
-
-
-def default_validators(dataset: PreparedDataset) -> list[Validator]:
-    return [reconstruction_loss, das] if dataset.has_keypoints else [reconstruction_loss]
-
-
-def validate(model: nn.Module, dataset: PreparedDataset, device: torch.device, batch_size: int,
-             validators: list[Validator]) -> dict[str, float]:
-    """Run every validator with the model in eval mode and no gradients."""
-    was_training = model.training
-    model.eval()
-    out: dict[str, float] = {}
-    try:
-        with torch.no_grad():
-            for fn in validators:
-                out.update(fn(model, dataset, device, batch_size))
-    finally:
-        model.train(was_training)
-    return out
 
 
 class _StopRequest:
@@ -183,12 +130,17 @@ def _check_points(dataset: PreparedDataset, points: int) -> None:
                                        f"or --set data.points=...)")
 
 
-def _is_better(value: float, best: dict[str, Any] | None, metric: str) -> bool:
+def _is_better(value: float, best: dict[str, Any] | None, mode: str) -> bool:
     if not math.isfinite(value):
         return False
     if best is None:
         return True
-    return value > best["value"] if metric == "das" else value < best["value"]
+    return value > best["value"] if mode == "max" else value < best["value"]
+
+
+def _best_rule(rule: dict[str, str], values: dict[str, float]) -> dict[str, str]:
+    """``train.best``, or the validation loss (lower is better) when the split cannot give its value."""
+    return rule if rule["metric"] in values else {"metric": "loss", "mode": "min"}
 
 
 def _format_metrics(values: dict[str, float]) -> str:
@@ -197,8 +149,7 @@ def _format_metrics(values: dict[str, float]) -> str:
 
 def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
           device: str | torch.device = "auto", resume: bool = False, force: bool = False,
-          progress=None, log: Callable[[str], None] | None = None,
-          validators: list[Validator] | None = None) -> dict[str, Any]:
+          progress=None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train ``config["model"]`` on the train split of a prepared dataset.
 
     Args:
@@ -212,8 +163,6 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         force: start over in a non-empty run folder (removes its previous run files).
         progress: a ``rich.progress.Progress`` to show batches and the loss in, or ``None``.
         log: called with one-line messages (epoch summaries), or ``None``.
-        validators: validation metrics; default: reconstruction loss, plus DAS when the
-            validation split has keypoints.
 
     Returns a summary dict: run folder, epochs and steps done, last train and
     validation metrics, best checkpoint. Raises :class:`TrainingInterrupted` after
@@ -233,7 +182,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         state, stale = None, []
         if resume:
             state = load_checkpoint(ckpt_dir / "last.pt")
-            bad = [k for k in config_changes(state["config"], config)
+            bad = [k for k in config_changes(validate_config(state["config"]), config)
                    if k not in RESUMABLE_KEYS and k not in ("name", "description")]
             if bad:
                 raise KptoolError(f"cannot change {', '.join(bad)} when resuming {out} (start a new run instead)")
@@ -258,15 +207,15 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                 val_set = None
             else:
                 _check_points(val_set, config["data"]["points"])
-        if validators is None:
-            validators = default_validators(val_set) if val_set is not None else []
-        metric = tcfg["best_metric"]
-        if metric == "auto":
-            metric = "das" if val_set is not None and val_set.has_keypoints else "val_loss"
 
         check_optimizer_and_scheduler(tcfg)
         _seed_everything(tcfg["seed"])
-        model = build_model(config["model"]).to(dev)
+        try:
+            model = build_model(config["model"]).to(dev)
+        except KptoolError as e:
+            if state is None:
+                raise
+            raise InputError(ckpt_dir / "last.pt", f"its model cannot be built ({e})") from None
         check_batch_size(tcfg, model)
         check_model_fits_data(model, config)
         for split_set in (train_set, val_set):
@@ -304,7 +253,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
 
         task = progress.add_task("training", total=None, status="") if progress is not None and info.is_main \
             else None
-        torch_data = train_set.torch_dataset()
+        torch_data = train_set.torch_dataset(model.inputs)
         model.train()
         with _StopRequest(say) as stop:
             while epoch < tcfg["epochs"]:
@@ -329,7 +278,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                         raise TrainingInterrupted(
                             f"interrupted at epoch {epoch + 1}, batch {batch_done + 1}; checkpoint saved in "
                             f"{ckpt_dir / 'last.pt'}; continue with: kptool train --resume --out {out}")
-                    loss, parts = step_fn(batch["points"].to(dev, non_blocking=True))
+                    loss, parts = step_fn(batch_to(batch, dev, non_blocking=True))
                     names = ["loss", *(k for k in parts if k != "loss")]
                     values = dd.all_mean(torch.stack([loss.detach().float()] + [
                         torch.as_tensor(float(parts[k]), device=dev) for k in names[1:]]), info).tolist()
@@ -362,10 +311,14 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                 last_epoch = epoch == tcfg["epochs"]
                 improved = False
                 if info.is_main and val_set is not None and (epoch % tcfg["val_every"] == 0 or last_epoch):
-                    record["val"] = validate(model, val_set, dev, tcfg["batch_size"], validators)
-                    key = "das" if metric == "das" else "loss"
-                    if key in record["val"] and _is_better(record["val"][key], best, metric):
-                        best = {"metric": metric, "value": record["val"][key], "epoch": epoch}
+                    record["val"] = validate(model, val_set, dev, tcfg["batch_size"], tcfg["val_metrics"])
+                    rule = _best_rule(tcfg["best"], record["val"])
+                    if rule is not tcfg["best"] and not any("val" in r for r in history):   # once: first validation
+                        say(f"note: validation gives no {tcfg['best']['metric']!r} (values: "
+                            f"{', '.join(record['val'])}); best.pt follows the validation loss")
+                    if rule["metric"] in record["val"] and _is_better(record["val"][rule["metric"]], best,
+                                                                      rule["mode"]):
+                        best = {"metric": rule["metric"], "value": record["val"][rule["metric"]], "epoch": epoch}
                         improved = True
                 record["time_s"] = round(time.perf_counter() - started, 3)
                 history.append(record)
@@ -377,7 +330,8 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                     if tcfg["keep_every"] and epoch % tcfg["keep_every"] == 0:
                         save_checkpoint(ckpt_dir / f"epoch-{epoch:03d}.pt", ckpt)
                     write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-                    plot_training_curves({out.resolve().name: history}, out / "curves.png")
+                    plot_training_curves({out.resolve().name: history}, out / "curves.png",
+                                         metric=_best_rule(tcfg["best"], record.get("val", {}))["metric"])
                     val_text = f" | val {_format_metrics(record['val'])}" if "val" in record else ""
                     say(f"epoch {epoch}/{tcfg['epochs']}: {_format_metrics(record['train'])}{val_text}"
                         + (" (best)" if improved else ""))

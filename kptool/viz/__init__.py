@@ -4,7 +4,7 @@
 - :func:`plot_keypoints`: one shape with its keypoints
 - :func:`plot_keypoint_grid`: many shapes side by side, same view, to judge consistency
 - :func:`plot_curves`: metric curves (mIoU over thresholds, repeatability over noise...)
-- :func:`plot_training_curves`: loss and validation DAS over epochs of training runs
+- :func:`plot_training_curves`: loss and a chosen validation metric over epochs of training runs
 - :func:`plot_embeddings`, :func:`plot_correspondences`: dense embeddings as colours
   (one projection for all shapes of a picture) and nearest-embedding correspondences
 

@@ -21,12 +21,14 @@ ELEVATION, AZIMUTH = 20.0, -60.0
 
 
 def keypoint_colors(k: int) -> np.ndarray:
-    """``(k, 3)`` RGB in [0, 1]: colour i always belongs to keypoint index i."""
-    if k <= 10:
-        return np.asarray(plt.get_cmap("tab10").colors[:k])
-    if k <= 20:
-        return np.asarray(plt.get_cmap("tab20").colors[:k])
-    return plt.get_cmap("hsv")(np.arange(k) / k)[:, :3]
+    """``(k, 3)`` RGB in [0, 1]: colour i always belongs to keypoint index i.
+
+    The palette of :func:`kptool.io.writers.keypoint_colors` (coloured PLY files), scaled
+    to matplotlib's [0, 1]: a keypoint has the same colour in every picture and file.
+    """
+    from kptool.io.writers import keypoint_colors as palette
+
+    return palette(k) / 255.0
 
 
 def _check(points: np.ndarray, what: str) -> np.ndarray:
@@ -118,18 +120,18 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
 
 
 def plot_training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.PathLike,
-                         title: str | None = None) -> Path:
-    """Loss and validation DAS over epochs of one or more training runs; write a PNG.
+                         title: str | None = None, metric: str = "das") -> Path:
+    """Loss and one validation metric over epochs of one or more training runs; write a PNG.
 
     ``runs`` maps a label to a run's ``log.jsonl`` records (``{"epoch", "train": {"loss"},
-    "val": {"loss", "das"}}``). Left panel: training loss (solid) and validation loss
-    (dashed), on a log scale when positive; right panel, when any run has one:
-    validation DAS. One colour per run.
+    "val": {"loss", <metric>, ...}}``). Left panel: training loss (solid) and validation loss
+    (dashed), on a log scale when positive; right panel, when ``metric`` is not the loss and
+    any run has it: that validation value (the run's ``train.best`` metric). One colour per run.
     """
     if not runs or not any(runs.values()):
         raise KptoolError("plot_training_curves: no epochs to plot")
-    has_das = any("das" in r.get("val", {}) for records in runs.values() for r in records)
-    fig, axes = plt.subplots(1, 2 if has_das else 1, figsize=(10 if has_das else 5.5, 4), squeeze=False)
+    has_metric = metric != "loss" and any(metric in r.get("val", {}) for records in runs.values() for r in records)
+    fig, axes = plt.subplots(1, 2 if has_metric else 1, figsize=(10 if has_metric else 5.5, 4), squeeze=False)
     loss_ax = axes[0, 0]
     for i, (label, records) in enumerate(runs.items()):
         colour = f"C{i % 10}"
@@ -139,13 +141,13 @@ def plot_training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: 
         if val:
             loss_ax.plot([r["epoch"] for r in val], [r["val"]["loss"] for r in val], color=colour, ls="--",
                          label=f"{label} val")
-        scored = [r for r in records if "das" in r.get("val", {})]
-        if scored:
-            axes[0, 1].plot([r["epoch"] for r in scored], [r["val"]["das"] for r in scored], color=colour,
+        scored = [r for r in records if metric in r.get("val", {})]
+        if has_metric and scored:
+            axes[0, 1].plot([r["epoch"] for r in scored], [r["val"][metric] for r in scored], color=colour,
                             marker="o", markersize=2, label=label)
     if all(y > 0 for line in loss_ax.get_lines() for y in line.get_ydata()):
         loss_ax.set_yscale("log")   # the first epochs' losses would flatten the rest on a linear axis
-    for ax, ylabel in zip(axes[0], ("loss", "validation DAS")):
+    for ax, ylabel in zip(axes[0], ("loss", f"validation {metric}")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)

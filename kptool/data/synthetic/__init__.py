@@ -1,9 +1,10 @@
-"""Built-in procedural shape categories: chair, table, airplane, mug.
+"""Built-in procedural shape categories: chair, table, airplane, mug, figure (articulated).
 
 Every shape is one connected, watertight triangle mesh with per-face part labels,
 semantic keypoints on its surface with ids consistent across the category
 (KeypointNet style: an id is absent when its part is), and its reflective
-symmetry plane x = 0 with the keypoint pairs it swaps. Frame: ShapeNetCore.v2 /
+symmetry plane x = 0 with the keypoint pairs it swaps (for the articulated figure,
+whose instances are asymmetric, the plane of its symmetric deformation space). Frame: ShapeNetCore.v2 /
 KeypointNet, y up, x left-right (symmetric), front towards -z as in KeypointNet's
 annotated chairs and airplanes; bounding-box centre at the origin, diagonal 1.
 
@@ -22,14 +23,15 @@ from typing import Iterator
 
 import numpy as np
 
-from kptool.data.shape import Shape
-from kptool.data.synthetic import airplane, chair, mug, table
+from kptool.core.shape import Shape
+from kptool.data.synthetic import airplane, chair, figure, mug, table
 from kptool.data.synthetic._build import Assembly, BuildFailed, CategorySpec
 from kptool.errors import KptoolError
 
 __all__ = ["CATEGORIES", "CategorySpec", "generate_category", "generate_shape", "shape_seed"]
 
-CATEGORIES: dict[str, CategorySpec] = {spec.name: spec for spec in (chair.SPEC, table.SPEC, airplane.SPEC, mug.SPEC)}
+CATEGORIES: dict[str, CategorySpec] = {spec.name: spec for spec in (chair.SPEC, table.SPEC, airplane.SPEC, mug.SPEC,
+                                                             figure.SPEC)}
 
 # Shape i of a set made with seed s gets seed s * SEED_STRIDE + i: readable ids
 # ("chair-000042" for s = 0) and no overlap between sets of fewer shapes than this.
@@ -61,7 +63,7 @@ def generate_shape(category: str, seed: int) -> Shape:
     ``face_labels`` ``(F,)`` int64 (1-based, ``CATEGORIES[category].part_names``),
     ``keypoints`` ``(K, 3)`` float32 on the surface with ``keypoint_ids`` ``(K,)``
     int64 (sorted, ``CATEGORIES[category].keypoint_names``), ``symmetry_plane``
-    ``(1, 0, 0, 0)`` (the plane x = 0), ``symmetric_pairs`` ``(P, 2)`` int64 id
+    ``(1, 0, 0, 0)`` (the plane x = 0; the figure's rest-pose mid-plane), ``symmetric_pairs`` ``(P, 2)`` int64 id
     pairs, ``id`` ``f"{category}-{seed:06d}"`` and ``meta`` describing the variant.
     """
     spec = _spec(category)
@@ -71,7 +73,7 @@ def generate_shape(category: str, seed: int) -> Shape:
     # A draw of parameters can, rarely, leave a part detached; draw again from the
     # same stream so the result is still a function of the seed.
     for attempt in range(MAX_ATTEMPTS):
-        asm = Assembly(pairs=spec.partner())
+        asm = Assembly(pairs=spec.partner(), symmetric=spec.symmetric)
         meta = spec.build(rng, asm)
         try:
             built = asm.finish()
@@ -90,7 +92,7 @@ def generate_shape(category: str, seed: int) -> Shape:
         face_labels=built.face_labels,
         keypoints=built.keypoints.astype(np.float32),
         keypoint_ids=built.keypoint_ids,
-        symmetry_plane=np.array([1.0, 0.0, 0.0, 0.0]),
+        symmetry_plane=built.symmetry_plane,
         symmetric_pairs=built.symmetric_pairs,
         meta=meta,
     )

@@ -12,7 +12,9 @@ final surface.
 Left/right parts and keypoints are given for one side only and mirrored across
 ``x = 0``. The output mesh is the x >= 0 half of the union welded to its mirror
 image, so it is symmetric vertex for vertex, and keypoint pairs are exact mirror
-images.
+images. An assembly made with ``symmetric=False`` (the articulated figure, whose
+limbs pose independently) places both sides itself and is kept as built; its
+symmetry plane is then the one of its deformation space (the rest pose's x = 0).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class BuiltShape:
     keypoints: np.ndarray  # (K, 3) float64, sorted by id
     keypoint_ids: np.ndarray  # (K,) int64
     symmetric_pairs: np.ndarray  # (P, 2) int64
+    symmetry_plane: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))  # (4,) n . x + d = 0
 
 
 @dataclass
@@ -130,9 +133,12 @@ class Assembly:
     """Parts and keypoints of one shape under construction.
 
     ``pairs`` maps a keypoint id to the id of its mirror image (both ways).
+    ``symmetric``: the shape is mirror-symmetric about x = 0 (one side is given, the
+    other is its image); False when both sides are placed independently.
     """
 
     pairs: dict[int, int]
+    symmetric: bool = True
     solids: list[Manifold] = field(default_factory=list)
     cuts: list[Manifold] = field(default_factory=list)
     labels: dict[int, int] = field(default_factory=dict)
@@ -171,6 +177,8 @@ class Assembly:
         # diagonal 1), then split long edges so vertices cover the surface evenly.
         bounds = np.asarray(solid.bounding_box(), dtype=np.float64)
         center, scale = (bounds[:3] + bounds[3:]) / 2, 1.0 / np.linalg.norm(bounds[3:] - bounds[:3])
+        if not self.symmetric:
+            return self._finish_asymmetric(solid, center, scale)
         center[0] = 0.0  # the shape is symmetric: keep x = 0 exact
         solid = solid.translate(list(-center)).scale([scale] * 3)
         # Booleans of coplanar faces and the refinement triangulate the two sides
@@ -212,6 +220,26 @@ class Assembly:
             keypoint_ids=all_ids,
             symmetric_pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
         )
+
+    def _finish_asymmetric(self, solid: Manifold, center: np.ndarray, scale: float) -> BuiltShape:
+        """The union as built (no mirroring), normalised; every keypoint snapped on its own."""
+        mesh = solid.translate(list(-center)).scale([scale] * 3).refine_to_length(MAX_EDGE).to_mesh64()
+        vertices = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3]
+        faces = np.asarray(mesh.tri_verts, dtype=np.int64)
+        run_labels = np.array([self.labels.get(int(i), 0) for i in mesh.run_original_id], dtype=np.int64)
+        face_labels = np.repeat(run_labels, np.diff(np.asarray(mesh.run_index, dtype=np.int64) // 3))
+        if (face_labels == 0).any():
+            raise BuildFailed("a face has no part label")
+        require_closed_connected(vertices, faces)
+        ids = np.array(sorted(self.points), dtype=np.int64)
+        raw = np.stack([(self.points[int(i)] - center) * scale for i in ids])
+        keypoints = snap_to_surface(vertices, faces, raw).positions(vertices, faces)
+        pairs = sorted((a, b) for a, b in self.pairs.items() if a < b and a in self.points and b in self.points)
+        # The rest pose's mid-plane x = 0, carried through x' = (x - center) * scale.
+        plane = np.array([1.0, 0.0, 0.0, float(center[0] * scale)])
+        return BuiltShape(vertices=vertices, faces=faces, face_labels=face_labels, keypoints=keypoints,
+                          keypoint_ids=ids, symmetric_pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
+                          symmetry_plane=plane)
 
 
 # --- symmetry, checks and the symmetry plane ---------------------------------------------
@@ -286,6 +314,8 @@ class CategorySpec:
         symmetric_pairs: id pairs mapped onto each other by the x = 0 plane; ids in
             no pair lie on the plane.
         variants: short description of the variation, for documentation.
+        symmetric: every instance is mirror-symmetric about x = 0; False for a category
+            whose instances are not, while its deformation space is (posed figures).
         build: ``build(rng, assembly) -> meta`` adds parts and keypoints to the
             assembly and returns JSON-serialisable facts about the variant drawn.
     """
@@ -296,6 +326,7 @@ class CategorySpec:
     symmetric_pairs: tuple[tuple[int, int], ...]
     variants: str
     build: Callable[[np.random.Generator, Assembly], dict]
+    symmetric: bool = True
 
     def partner(self) -> dict[int, int]:
         """Keypoint id -> id of its mirror image, both ways."""

@@ -1,9 +1,11 @@
-"""PointNet++ segmentation backbone with multi-scale grouping (MSG), channel-last.
+"""PointNet++ segmentation backbones (Qi et al. 2017), multi- and single-scale grouping, channel-last.
 
-The default configuration is the ``pointnet2_sem_seg_msg`` network that Skeleton
+:class:`PointNet2MSG`'s default is the ``pointnet2_sem_seg_msg`` network that Skeleton
 Merger uses (four MSG set-abstraction levels, 1024/256/64/16 centres, radii
 0.05-0.8, 16 and 32 neighbours, then four feature-propagation levels back to the
-input points, ending in 128 channels per point).
+input points, ending in 128 channels per point); :class:`PointNet2SSG`'s is
+``pointnet2_sem_seg`` (one radius per level, 0.1-0.8, 32 neighbours). Both return the
+max-pooled features of the last level as the global feature.
 
 Two exact rewrites make it fast without changing the function it computes:
 
@@ -27,8 +29,9 @@ import torch
 import torch.nn as nn
 
 from kptool import ops
+from kptool.errors import KptoolError
 from kptool.models.backbones import BACKBONES
-from kptool.models.backbones.pooled_norm import bn_relu, pooled_bn_relu
+from kptool.models.backbones.common import SharedMLP, check_inputs
 
 # (centres, radii, neighbours per radius, MLP widths per radius) of each level: the
 # reference architecture.
@@ -40,40 +43,13 @@ REFERENCE_SA = (
 )
 # MLP widths of the feature-propagation levels, coarsest first.
 REFERENCE_FP = ((256, 256), (256, 256), (256, 128), (128, 128, 128))
-
-
-class SharedMLP(nn.Module):
-    """Per-position ``Linear -> BatchNorm -> ReLU`` layers on channel-last ``(..., C)`` tensors.
-
-    The linear layers have no bias: BatchNorm subtracts the per-channel mean right
-    after, which cancels any bias exactly (the reference's convolution biases are
-    dead parameters; dropping them saves a reduction over the largest tensors).
-    ``skip_first_linear`` in :meth:`forward` lets callers apply the first linear
-    layer themselves (the exact rewrites in this module).
-    """
-
-    def __init__(self, in_channels: int, widths: Sequence[int]):
-        super().__init__()
-        if not widths:
-            raise ValueError("a shared MLP needs at least one layer")
-        dims = [in_channels, *widths]
-        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(dims[:-1], dims[1:]))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in widths)
-
-    @property
-    def out_channels(self) -> int:
-        return self.linears[-1].out_features
-
-    def forward(self, x: torch.Tensor, skip_first_linear: bool = False,
-                max_pool_dim: int | None = None) -> torch.Tensor:
-        """``(..., C_in)`` -> ``(..., C_out)``; with ``max_pool_dim``, max-pooled over that axis
-        (the last BatchNorm, ReLU and the pooling fused, :func:`pooled_bn_relu`)."""
-        last = len(self.linears) - 1
-        for i, (linear, bn) in enumerate(zip(self.linears, self.norms)):
-            if i or not skip_first_linear:
-                x = linear(x)
-            x = pooled_bn_relu(x, bn, max_pool_dim) if i == last and max_pool_dim is not None else bn_relu(x, bn)
-        return x
+# (centres, radius, neighbours, MLP widths) of each single-scale level (pointnet2_sem_seg).
+REFERENCE_SSG_SA = (
+    (1024, 0.1, 32, (32, 32, 64)),
+    (256, 0.2, 32, (64, 64, 128)),
+    (64, 0.4, 32, (128, 128, 256)),
+    (16, 0.8, 32, (256, 256, 512)),
+)
 
 
 class SetAbstractionMSG(nn.Module):
@@ -143,22 +119,26 @@ class FeaturePropagation(nn.Module):
         fine_channels: C1, features the fine points already have (0 for none).
         coarse_channels: C2, features of the coarse points.
         widths: MLP widths on ``[fine features, interpolated coarse features]``.
+        interpolation_power: the 3-NN weights are ``1 / d**p``
+            (:func:`kptool.ops.three_nn_interpolate`); 2 is PointNet++'s.
     """
 
-    def __init__(self, fine_channels: int, coarse_channels: int, widths: Sequence[int]):
+    def __init__(self, fine_channels: int, coarse_channels: int, widths: Sequence[int], interpolation_power: int = 2):
         super().__init__()
+        if interpolation_power not in ops.neighbors.INTERPOLATION_POWERS:
+            raise KptoolError(f"interpolation_power must be 1 or 2, got {interpolation_power!r}")
         self.fine_channels = int(fine_channels)
+        self.interpolation_power = int(interpolation_power)
         self.mlp = SharedMLP(self.fine_channels + coarse_channels, widths)
 
     @property
     def out_channels(self) -> int:
         return self.mlp.out_channels
 
-    @staticmethod
-    def _interpolate(fine_xyz, coarse_xyz, coarse):
+    def _interpolate(self, fine_xyz, coarse_xyz, coarse):
         if coarse_xyz.shape[1] == 1:
             return coarse.expand(-1, fine_xyz.shape[1], -1)
-        return ops.three_nn_interpolate(fine_xyz, coarse_xyz, coarse)
+        return ops.three_nn_interpolate(fine_xyz, coarse_xyz, coarse, power=self.interpolation_power)
 
     def forward(self, fine_xyz: torch.Tensor, coarse_xyz: torch.Tensor, fine: torch.Tensor | None,
                 coarse: torch.Tensor) -> torch.Tensor:
@@ -181,7 +161,7 @@ class FeaturePropagation(nn.Module):
 
 @BACKBONES.register("pointnet2-msg")
 class PointNet2MSG(nn.Module):
-    """PointNet++ MSG segmentation backbone: per-point and global features.
+    """PointNet++ MSG segmentation backbone: multi-scale grouping, per-point and global features.
 
     Args:
         in_channels: feature channels given with the points (Skeleton Merger: 9,
@@ -190,9 +170,11 @@ class PointNet2MSG(nn.Module):
             default the reference network (:data:`REFERENCE_SA`).
         feature_propagation: MLP widths per level, coarsest first; default
             :data:`REFERENCE_FP`. One level per set-abstraction level.
+        interpolation_power: feature-propagation weights ``1 / d**p`` (2: PointNet++).
     """
 
-    def __init__(self, in_channels: int = 9, set_abstraction=REFERENCE_SA, feature_propagation=REFERENCE_FP):
+    def __init__(self, in_channels: int = 9, set_abstraction=REFERENCE_SA, feature_propagation=REFERENCE_FP,
+                 interpolation_power: int = 2):
         super().__init__()
         if len(feature_propagation) != len(set_abstraction):
             raise ValueError("need one feature-propagation level per set-abstraction level")
@@ -208,7 +190,8 @@ class PointNet2MSG(nn.Module):
         for i, widths in enumerate(feature_propagation):
             fine = channels[len(channels) - 2 - i]
             # the finest level gets no input features back (the reference passes None there)
-            self.fp.append(FeaturePropagation(fine if i < len(feature_propagation) - 1 else 0, coarse, widths))
+            self.fp.append(FeaturePropagation(fine if i < len(feature_propagation) - 1 else 0, coarse, widths,
+                                              interpolation_power))
             coarse = self.fp[-1].out_channels
 
     @property
@@ -221,33 +204,53 @@ class PointNet2MSG(nn.Module):
 
     @property
     def min_points(self) -> int:
-        """Fewest input points the first level can sample its centres from."""
+        """Fewest input points the first level can sample its centres from (as many as its centres)."""
         return self.sa[0].num_centers
 
     def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None):
-        """Per-point and coarsest-level features.
+        """Per-point and global features.
 
         Args:
             xyz: ``(B, N, 3)`` points, N >= :attr:`min_points`.
             features: ``(B, N, in_channels)`` or None when ``in_channels`` is 0.
 
         Returns:
-            ``(B, N, out_channels)`` per-point features and ``(B, S_last, global_channels)``
-            features of the last set-abstraction level (max-pool them for a global feature).
+            ``(B, N, out_channels)`` per-point features and the ``(B, global_channels)``
+            max-pooled features of the last set-abstraction level.
         """
-        if xyz.dim() != 3 or xyz.shape[-1] != 3:
-            raise ValueError(f"xyz must be (B, N, 3), got {tuple(xyz.shape)}")
-        if (features is None) != (self.in_channels == 0) or (
-                features is not None and features.shape[:-1] != xyz.shape[:-1]):
-            raise ValueError(f"features must be (B, N, {self.in_channels})" if self.in_channels else
-                             "this backbone takes no input features")
+        return self._run(xyz, features, reference=False)
+
+    def forward_reference(self, xyz: torch.Tensor, features: torch.Tensor | None = None):
+        """Same as :meth:`forward`, every level computed literally (``forward_reference`` of each)."""
+        return self._run(xyz, features, reference=True)
+
+    def _run(self, xyz, features, reference: bool):
+        check_inputs(xyz, features, self.in_channels)
         levels = [(xyz, features)]
         for sa in self.sa:
-            levels.append(sa(*levels[-1]))
-        deepest = levels[-1][1]
+            levels.append((sa.forward_reference if reference else sa)(*levels[-1]))
         coarse_xyz, coarse = levels[-1]
+        global_ = coarse.amax(dim=1)
         for i, fp in enumerate(self.fp):
             fine_xyz, fine = levels[len(levels) - 2 - i]
-            coarse = fp(fine_xyz, coarse_xyz, fine if fp.fine_channels else None, coarse)
+            coarse = (fp.forward_reference if reference else fp)(fine_xyz, coarse_xyz,
+                                                                 fine if fp.fine_channels else None, coarse)
             coarse_xyz = fine_xyz
-        return coarse, deepest
+        return coarse, global_
+
+
+@BACKBONES.register("pointnet2-ssg")
+class PointNet2SSG(PointNet2MSG):
+    """PointNet++ SSG segmentation backbone: one grouping radius per level.
+
+    Args:
+        in_channels: feature channels given with the points (0 = coordinates only).
+        set_abstraction: per level ``(centres, radius, neighbours, widths)``; default
+            :data:`REFERENCE_SSG_SA`.
+        feature_propagation, interpolation_power: as :class:`PointNet2MSG`.
+    """
+
+    def __init__(self, in_channels: int = 0, set_abstraction=REFERENCE_SSG_SA, feature_propagation=REFERENCE_FP,
+                 interpolation_power: int = 2):
+        levels = [(centers, (radius,), (samples,), (widths,)) for centers, radius, samples, widths in set_abstraction]
+        super().__init__(in_channels, levels, feature_propagation, interpolation_power)
