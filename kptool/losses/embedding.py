@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from kptool.errors import KptoolError
+from kptool.losses.registry import LOSSES
 
 
 def geodesic_consistency_loss(embeddings: torch.Tensor, set_ids: torch.Tensor, set_distances: torch.Tensor,
@@ -67,3 +68,22 @@ def geodesic_consistency_loss(embeddings: torch.Tensor, set_ids: torch.Tensor, s
     return loss, {"pull": float(pull.detach().mean()) if pull.numel() else 0.0,
                   "push": float(push.detach().mean()) if push.numel() else 0.0,
                   "positives": int(pull.numel()), "negatives": int(push.numel())}
+
+
+@LOSSES.register("geodesic-consistency")
+class GeodesicConsistency:
+    """Pull within correspondence sets, push across them to their mean geodesic distance, hard negatives (paper 002).
+
+    Args:
+        push_weight: lambda (paper: 1).
+        hard_negatives: keep only as many negatives as positives, the most violating.
+    """
+
+    def __init__(self, push_weight: float = 1.0, hard_negatives: bool = True):
+        self.name = "geodesic-consistency"
+        self.push_weight = float(push_weight)
+        self.hard_negatives = bool(hard_negatives)
+
+    def __call__(self, embeddings: torch.Tensor, set_ids: torch.Tensor,
+                 set_distances: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return geodesic_consistency_loss(embeddings, set_ids, set_distances, self.push_weight, self.hard_negatives)
