@@ -1,6 +1,8 @@
-"""Seconds per optimisation step of the skeleton-merger and skeleton-mutual presets.
+"""Seconds per optimisation step of the skeleton-merger and skeleton-mutual presets
+(or, with ``--family embed``, of the embed-pointnet, embed-pointnet2 and embed-dgcnn presets).
 
     python benchmarks/train_step.py [--preset skeleton-mutual] [--device auto] [--steps 5]
+    python benchmarks/train_step.py --family embed [--steps 5]
 
 One step = forward, training loss, backward and an update by the preset's optimiser
 (skeleton-merger: Adadelta, eps 1e-2, as its reference code; skeleton-mutual: Adam, as
@@ -34,6 +36,7 @@ from kptool.train.config import resolve_config
 from kptool.train.loop import build_optimizer
 
 PRESETS = ("skeleton-merger", "skeleton-mutual")
+EMBED_PRESETS = ("embed-pointnet", "embed-pointnet2", "embed-dgcnn")
 
 
 def structured_clouds(batch: int, points: int, seed: int = 0) -> torch.Tensor:
@@ -66,6 +69,18 @@ def structured_clouds(batch: int, points: int, seed: int = 0) -> torch.Tensor:
         lo, hi = cloud.min(), cloud.max()
         clouds.append((cloud - lo) / (hi - lo) * 2 - 1)
     return torch.stack(clouds)
+
+
+def embedding_batch(clouds: torch.Tensor, sets: int = 12) -> dict:
+    """The batch an embedding preset trains on: every cloud annotated at the same ``sets`` point
+    indices (structured_clouds builds its parts in one order, so index i lies on the same part of
+    every cloud), D = the mean Euclidean distance between those points over the clouds."""
+    b, n, _ = clouds.shape
+    index = torch.linspace(0, n - 1, sets).long()
+    picked = clouds[:, index]                                        # (B, S, 3)
+    d = torch.cdist(picked, picked).mean(0).cpu().numpy()           # (S, S)
+    return {"points": clouds, "keypoint_ids": [torch.arange(sets, device=clouds.device)] * b,
+            "keypoint_point_index": [index.to(clouds.device)] * b, "extras/set_distances": [d] * b}
 
 
 # --- The authors' Skeleton Merger, same algorithms (for a same-load comparison) -------------
@@ -206,8 +221,11 @@ class AuthorsStyleMerger(torch.nn.Module):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="skeleton-mutual", choices=PRESETS,
+    ap.add_argument("--preset", default="skeleton-mutual", choices=PRESETS + EMBED_PRESETS,
                     help="preset whose median is printed last as seconds_per_step=")
+    ap.add_argument("--family", default="skeleton", choices=("skeleton", "embed"),
+                    help="time the skeleton presets (batch 8) or the embedding presets of paper 002 (batch 4, "
+                         "12 correspondence sets per cloud)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per preset")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per preset first")
@@ -222,11 +240,16 @@ def main(argv=None) -> None:
                           "cpu" if args.device == "auto" else args.device)
 
     torch.manual_seed(0)
-    clouds = structured_clouds(args.batch, args.points).to(device)
+    presets = EMBED_PRESETS if args.family == "embed" else PRESETS
+    if args.preset not in presets:
+        args.preset = presets[0]
+    clouds = structured_clouds(4 if args.family == "embed" and args.batch == 8 else args.batch, args.points).to(device)
+    batch = embedding_batch(clouds) if args.family == "embed" else {"points": clouds}
     runs = {}
-    for name in PRESETS:
+    for name in presets:
         config = resolve_config(name)
-        model = build_model({**config["model"], "num_keypoints": args.keypoints}).to(device).train()
+        section = config["model"] if args.family == "embed" else {**config["model"], "num_keypoints": args.keypoints}
+        model = build_model(section).to(device).train()
         runs[name] = (model, build_optimizer(model, config["train"]), [])
     if args.baseline:
         model = AuthorsStyleMerger(args.keypoints).to(device).train()
@@ -237,7 +260,7 @@ def main(argv=None) -> None:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = model.training_loss({"points": clouds})
+        loss, _ = model.training_loss(batch)
         loss.backward()
         optimizer.step()
         if device.type == "cuda":
@@ -252,7 +275,7 @@ def main(argv=None) -> None:
             times.append(step(model, optimizer))
 
     print(f"device={device} torch_threads={torch.get_num_threads()} cpus={os.cpu_count()} "
-          f"batch={args.batch} points={args.points} keypoints={args.keypoints} steps={args.steps}")
+          f"batch={len(clouds)} points={args.points} keypoints={args.keypoints} steps={args.steps}")
     for name, (model, _, times) in runs.items():
         params = sum(p.numel() for p in model.parameters())
         ratio = ""

@@ -1,4 +1,5 @@
-"""Classical keypoint detectors used as baselines: ISS, Harris 3D, farthest points, random.
+"""Classical keypoint detectors used as baselines: ISS, Harris 3D, farthest points, random;
+and per-point embeddings without training: SHOT and random embeddings (:mod:`kptool.baselines.embeddings`).
 
 ``get_baseline(name, num_keypoints, seed, **params)`` returns a
 :class:`~kptool.detect.base.Detector` whose keypoints are points of the input
@@ -13,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 
 from kptool.baselines.detector import Baseline, select
+from kptool.baselines.embeddings import EmbeddingBaseline, embedding_baseline
 from kptool.baselines.harris import harris3d_keypoints
 from kptool.baselines.iss import iss_saliency, model_resolution
 from kptool.baselines.sampling import farthest_points, random_points
@@ -52,12 +54,27 @@ def _random(num_keypoints: int | None, seed: int) -> Baseline:
     return Baseline("random", partial(random_points, k=k, seed=seed), k)
 
 
+@BASELINES.register("shot")
+def _shot(num_keypoints: int | None, seed: int, **params) -> EmbeddingBaseline:
+    """SHOT descriptors (Tombari et al. 2010) as 352-d per-point embeddings (no keypoints: kptool eval mge)."""
+    return embedding_baseline("shot", **params)
+
+
+@BASELINES.register("random-embedding")
+def _random_embedding(num_keypoints: int | None, seed: int, **params) -> EmbeddingBaseline:
+    """Seeded standard normal per-point embeddings (128-d): the floor of kptool eval mge."""
+    return embedding_baseline("random-embedding", seed=seed, **params)
+
+
 _PARAMS = {
     "iss": ("salient_radius", "non_max_radius", "gamma_21", "gamma_32", "min_neighbors"),
     "harris3d": ("radius", "threshold", "k"),
     "fps": ("start_index",),
     "random": (),
+    "shot": ("radius",),
+    "random-embedding": ("dim",),
 }
+EMBEDDING_METHODS = ("shot", "random-embedding")   # predict embeddings, not keypoints
 
 
 def get_baseline(name: str, num_keypoints: int | None = None, seed: int = 0, **params) -> Baseline:
@@ -79,8 +96,10 @@ def get_baseline(name: str, num_keypoints: int | None = None, seed: int = 0, **p
                           f"(accepted: {', '.join(_PARAMS[name]) or 'none'})")
     if num_keypoints is not None and num_keypoints < 1:
         raise KptoolError(f"num_keypoints must be at least 1, got {num_keypoints}")
+    if num_keypoints is not None and name in EMBEDDING_METHODS:
+        raise KptoolError(f"{name} gives per-point embeddings: it takes no number of keypoints")
     return build(num_keypoints, seed, **params)
 
 
-__all__ = ["BASELINES", "DEFAULT_NUM_KEYPOINTS", "Baseline", "get_baseline", "iss_saliency",
+__all__ = ["BASELINES", "DEFAULT_NUM_KEYPOINTS", "EMBEDDING_METHODS", "Baseline", "EmbeddingBaseline", "get_baseline", "iss_saliency",
            "harris3d_keypoints", "model_resolution", "farthest_points", "random_points", "select"]

@@ -21,8 +21,8 @@ def detect(
                                               "weights file."),
     category: Optional[str] = typer.Option(None, "--category", "-c", help="Use the default weights of a built-in "
                                            "category."),
-    method: str = typer.Option("checkpoint", "--method", "-m", help="checkpoint (trained model) or a classical "
-                               "detector: iss, harris3d, fps, random."),
+    method: str = typer.Option("checkpoint", "--method", "-m", help="checkpoint (trained model), a classical "
+                               "detector: iss, harris3d, fps, random; or embeddings: shot, random-embedding."),
     keypoints: Optional[int] = typer.Option(None, "--keypoints", "-k", help="Keypoints per shape (classical "
                                             "methods)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (.json, .ply, .npz) or, for a "
@@ -31,6 +31,8 @@ def detect(
                                          "else json)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw the keypoints on the shape(s) into this PNG."),
     split: str = typer.Option("test", "--split", help="Split of a prepared dataset input."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Prepared dataset input: which output of the method to "
+                                       "write (keypoints, embeddings...; default keypoints when it has them)."),
     up: str = typer.Option("y", "--up", help="Up axis of raw input files: y or z."),
     points: Optional[int] = typer.Option(None, "--points", help="Points sampled per raw input (default: what the "
                                          "model was trained on, else 2048)."),
@@ -50,11 +52,11 @@ def detect(
     if not input.exists():
         raise KptoolError(f"{input}: no such file or folder")
     with show_warnings(quiet):
-        _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split, up, points, device, seed,
-                batch_size, force, strict, quiet, json_)
+        _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split, kind, up, points, device,
+                seed, batch_size, force, strict, quiet, json_)
 
 
-def _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split, up, points, device, seed,
+def _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split, kind, up, points, device, seed,
             batch_size, force, strict, quiet, json_) -> None:
     from kptool.data.prepared import MANIFEST
     from kptool.detect import detect_dataset, detect_files, get_detector, input_files
@@ -68,7 +70,7 @@ def _detect(input, checkpoint, category, method, keypoints, out, fmt, png, split
     if input.is_dir() and (input / MANIFEST).is_file():
         if fmt != "json":
             raise KptoolError(f"a prepared dataset gives a predictions file: use .json, not {fmt}")
-        preds = detect_dataset(detector, input, split)
+        preds = detect_dataset(detector, input, split, kind)
         if png is not None and preds.kind != "keypoints":
             raise KptoolError(f"--png draws keypoints; {detector.name} predicts {preds.kind}")
         npz = arrays_path(out) if out is not None and preds.kind not in INLINE else None

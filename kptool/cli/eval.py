@@ -50,7 +50,7 @@ LEVELS = typer.Option(None, "--levels", show_default=False,
                            "[default: per perturbation, see docs/metrics.md].")
 SEED = typer.Option(0, "--seed", help="Seed of the perturbations and the random baseline.")
 DEVICE = typer.Option("auto", "--device", help="Device for --checkpoint: auto, cpu, cuda, cuda:N.")
-CLASSIC = ("das", "miou", "part-corr", "repeatability")
+CLASSIC = ("das", "miou", "part-corr", "repeatability", "mge")
 
 
 @app.command("das")
@@ -88,6 +88,17 @@ def repeatability(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, 
     _run(["repeatability"], predictions, data, split, out, as_json, quiet, force, grid=0, threshold=threshold,
          frame=frame, perturbations=perturbation, levels=_levels(levels), seed=seed,
          detector=_detector(method, checkpoint, keypoints, seed, device))
+
+
+@app.command("mge")
+def mge(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT,
+        out: Optional[Path] = OUT, as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
+        frame: str = typer.Option("prepared", "--frame", help="Frame distances are measured in: prepared or "
+                                                              "original."),
+        unreachable: str = typer.Option("max", "--unreachable", help="A match on another connected part: max "
+                                        "(the largest distance from the annotated point) or skip.")) -> None:
+    """Mean geodesic error of embeddings over correspondence sets (paper 002), and the Euclidean one."""
+    _run(["mge"], predictions, data, split, out, as_json, quiet, force, grid=0, frame=frame, unreachable=unreachable)
 
 
 @app.command("all")

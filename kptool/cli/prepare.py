@@ -104,9 +104,6 @@ def _register() -> None:
     _dataset_command("modelnet", sources.ModelNetSource,
                      "ModelNet10/40 .off meshes (z-up; official train/test).", category_required=False,
                      default_up="z")
-    _dataset_command("folder", sources.FolderSource,
-                     "Any folder of meshes and clouds (.ply .obj .off .stl .glb .gltf .pcd .xyz .txt .pts .npy .npz).",
-                     category_required=False)
     _dataset_command("class-folders", class_sources.ClassFolderSource,
                      "A folder with one subfolder per class (<class>/[train|val|test/]<file>); shapes are labelled "
                      "by class. --category keeps only the listed classes.", category_required=False)
@@ -118,16 +115,38 @@ def _register() -> None:
 _register()
 
 
+@app.command("folder")
+def folder(
+    root: Path = typer.Option(..., "--root", help="The folder (searched recursively)."),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Category name, if one."),
+    correspondences: Optional[Path] = typer.Option(
+        None, "--correspondences", help="Your correspondence sets (kptool-correspondences JSON, docs/formats.md)."),
+    out: Path = OUT, points: int = POINTS, normalize: str = NORMALIZE,
+    up: str = typer.Option("y", "--up", help="Up axis of the files: y or z."),
+    seed: int = SEED, splits: str = SPLITS, workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE,
+    quiet: bool = QUIET, as_json: bool = JSON,
+) -> None:
+    """Any folder of meshes and clouds (.ply .obj .off .stl .glb .gltf .pcd .xyz .txt .pts .npy .npz)."""
+    from kptool.data.sources import FolderSource
+
+    source = FolderSource(str(root), category, None if correspondences is None else str(correspondences))
+    _run(source, out, points, normalize, up, seed, splits, workers, strict, force, quiet, as_json)
+
+
 @app.command("geodesics")
 def geodesics(
     data: Path = typer.Argument(..., help="A prepared dataset folder."),
-    method: str = typer.Option("heat", "--method", help="heat (default), exact (meshes), or graph (20-NN Dijkstra)."),
+    method: str = typer.Option("heat", "--method", help="heat (default), exact (meshes), graph (20-NN Dijkstra), "
+                                                      "or auto (heat on meshes, graph on bare clouds)."),
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Also all pairs among the sampled points (N x N)."),
     workers: int = WORKERS, strict: bool = STRICT, force: bool = typer.Option(False, "--force",
                                                                              help="Recompute existing tables."),
     quiet: bool = QUIET, as_json: bool = JSON,
 ) -> None:
-    """Add geodesic distances (keypoints -> all points; optionally all pairs) to a prepared dataset."""
+    """Add geodesic distances (keypoints -> all points; optionally all pairs) to a prepared dataset.
+
+    With correspondence sets (keypoint ids), also the table of mean geodesic distances
+    between sets (train split) that the embedding loss uses."""
     from kptool.data.geodesics import add_geodesics
 
     workers = worker_count(workers)
@@ -142,6 +161,11 @@ def geodesics(
         return
     info(f"geodesics ({method}) in {data}: {summary['computed']} shapes computed, {summary['skipped']} already "
          f"there; tables: {', '.join(summary['tables']) or 'none'}", quiet)
+    sets = summary.get("set_distances")
+    if sets:
+        info(f"set distances: {len(sets['ids'])} correspondence sets from {sets['shapes']} {sets['computed_on']} "
+             f"shapes ({sets['never_together']} pairs of sets never on one shape, {sets['unreachable_pairs']} "
+             f"unreachable point pairs left out)", quiet)
     if summary["unreachable"]:
         info(f"[yellow]{len(summary['unreachable'])} shapes have unreachable points (inf)[/]: "
              f"{', '.join(summary['unreachable'][:5])}", quiet)

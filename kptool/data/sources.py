@@ -302,11 +302,18 @@ class FolderSource:
 
     root: str
     category: str | None = None
+    correspondences: str | None = None   # a kptool-correspondences JSON file (kptool.io.correspondences)
     kind: str = "folder"
     default_up: str = "y"
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "root": str(Path(self.root).resolve()), "category": self.category}
+        out = {"kind": self.kind, "root": str(Path(self.root).resolve()), "category": self.category}
+        if self.correspondences:
+            from kptool.io.correspondences import read_correspondences
+
+            out["correspondences"] = {"file": str(Path(self.correspondences).resolve()),
+                                      "sets": read_correspondences(self.correspondences).sets}
+        return out
 
     def items(self) -> list[Item]:
         root = _require_dir(Path(self.root), "input folder")
@@ -325,13 +332,31 @@ class FolderSource:
                 while sid in seen:  # `x ply.obj` already took `x_ply`
                     sid, n = f"{base}{n}", n + 1
             seen.add(sid)
-            items.append(Item(id=sid, path=str(f)))
+            items.append(Item(id=sid, path=str(f), extra={"names": (sid, rel.as_posix(), rel.with_suffix("").as_posix())}))
+        if self.correspondences:
+            self._attach(items)
         return items
+
+    def _attach(self, items: list[Item]) -> None:
+        """Give each item the correspondence points that name it (an unknown name is an error)."""
+        from kptool.io.correspondences import read_correspondences
+
+        sets = read_correspondences(self.correspondences)
+        by_name = {name: it for it in items for name in it.extra["names"]}
+        unknown = [k for k in sets.shape_keys() if k not in by_name]
+        if unknown:
+            raise InputError(self.correspondences, f"names shape(s) not in {self.root}: {', '.join(unknown[:3])}"
+                                                   + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""))
+        for key in sets.shape_keys():
+            by_name[key].extra["correspondences"] = (sets, key)
 
     def load(self, item: Item) -> Shape:
         from kptool.io import load_shape
 
         shape = load_shape(item.path)
+        if "correspondences" in item.extra:
+            sets, key = item.extra["correspondences"]
+            shape = sets.apply(shape, key)
         seg = Path(item.path).with_suffix(".seg")
         if shape.point_labels is None and not shape.has_mesh and seg.is_file():
             labels = np.loadtxt(seg, dtype=np.int64, ndmin=1)

@@ -55,6 +55,9 @@ class CheckpointDetector:
         if "keypoints" not in self.model.outputs:
             raise KptoolError(f"{self.name} predicts {', '.join(self.model.outputs)}, not keypoints: run it on a "
                               f"prepared dataset to get a predictions file")
+        if self.num_keypoints == 0:   # an embedding model whose database was never built
+            raise KptoolError(f"{self.name} has no keypoints yet: its embedding database is empty (training did "
+                              f"not finish?); build one with `kptool embed-db RUN --data DIR --out FILE.pt`")
         arrays = []
         for i, c in enumerate(clouds):
             a = np.asarray(c, dtype=np.float32)

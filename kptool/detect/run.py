@@ -150,28 +150,44 @@ def _prepare_file(f: Path, points: int, normalize: str, up: str, seed: int) -> t
     return f, shape, prepared, transform
 
 
-def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "test") -> Predictions:
-    """Predictions for every shape of a prepared dataset split, in its prepared frame: keypoints, or
-    for a trained model without a keypoint output its first declared output (kptool.models.base)."""
+def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "test",
+                   kind: str | None = None) -> Predictions:
+    """Predictions for every shape of a prepared dataset split, in its prepared frame.
+
+    ``kind`` picks one of a trained model's outputs (kptool.models.base); by default
+    keypoints when it has them, else its first declared output. Embedding baselines
+    (``shot``, ``random-embedding``) give embeddings.
+    """
     from kptool.data.prepared import PreparedDataset
 
     dataset = PreparedDataset(root, split)
     if len(dataset) == 0:
         raise InputError(root, f"the {split} split has no shapes")
     model = getattr(detector, "model", None)
-    if model is not None and "keypoints" not in model.outputs:
-        # another kind of method (embeddings, per-point logits...): its first declared output
-        from kptool.models.predict import predict_dataset
+    kinds = tuple(model.outputs) if model is not None else ("embeddings",) if hasattr(detector, "embed") \
+        else ("keypoints",)
+    kind = kind or ("keypoints" if "keypoints" in kinds else kinds[0])
+    if kind not in kinds:
+        raise KptoolError(f"{detector.name} predicts {', '.join(kinds)}, not {kind}")
+    if kind != "keypoints":
+        if model is None:
+            found = {s.id: detector.embed(s.points) for s in dataset}
+        else:   # another kind of output (embeddings, per-point logits...)
+            from kptool.models.predict import predict_dataset
 
-        kind = model.outputs[0]
-        found = predict_dataset(model, dataset, detector.device, detector.batch_size)[kind]
+            found = predict_dataset(model, dataset, detector.device, detector.batch_size)[kind]
         return Predictions(arrays=found, kind=kind, method=detector.name, frame="prepared",
                            dataset=str(Path(root).resolve()), split=split)
     shapes = list(dataset)
     found = detector.detect_batch([s.points for s in shapes])
     return Predictions({s.id: np.asarray(kp, dtype=np.float32) for s, kp in zip(shapes, found)},
                        method=detector.name, ordered=bool(detector.ordered), frame="prepared",
-                       dataset=str(Path(root).resolve()), split=split)
+                       dataset=str(Path(root).resolve()), split=split, keypoint_ids=slot_ids(detector))
+
+
+def slot_ids(detector: Detector) -> list[int] | None:
+    """The semantic id of each keypoint slot, for models whose slots have one (embedding databases)."""
+    return getattr(getattr(detector, "model", None), "keypoint_ids", None)
 
 
 def predictions_of(detections: list[Detection], detector: Detector, root: Path) -> Predictions:
@@ -182,4 +198,4 @@ def predictions_of(detections: list[Detection], detector: Detector, root: Path) 
     base = root if root.is_dir() else root.parent
     return Predictions({d.source.relative_to(base).as_posix(): d.keypoints for d in detections},
                        method=detector.name, ordered=bool(detector.ordered), frame="original",
-                       dataset=str(root.resolve()), split="")
+                       dataset=str(root.resolve()), split="", keypoint_ids=slot_ids(detector))

@@ -12,6 +12,7 @@ arrays in an NPZ file beside it (``p.json`` -> ``p.npz``)::
       "frame": "prepared",                  # 3D keypoints: prepared frame of the dataset, or original
       "dataset": "/path/to/prepared",       # informational
       "split": "test",
+      "keypoint_ids": [0, 3, ...],          # optional: semantic id of each ordered keypoint slot
       "arrays": "p.npz",                    # array kinds: the NPZ beside this file
       "shapes": [{"id": "<shape id>", "keypoints": [[x, y, z], ...], "scores": [...]},   # keypoints
                  {"id": "<shape id>", "keypoints": [[u, v], ...], "visible": [...]},     # keypoints_2d
@@ -73,6 +74,7 @@ class Predictions:
     kind: str = "keypoints"
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     visible: dict[str, np.ndarray] = field(default_factory=dict)
+    keypoint_ids: list[int] | None = None    # ordered keypoints: the semantic id of each slot, when known
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -104,6 +106,8 @@ def predictions_json(preds: Predictions, arrays_file: str | None = None) -> str:
     doc = {"format": FORMAT, "version": VERSION, "kind": preds.kind, "method": preds.method,
            "ordered": bool(preds.ordered), "frame": preds.frame, "dataset": preds.dataset, "split": preds.split,
            "shapes": []}
+    if preds.keypoint_ids is not None:
+        doc["keypoint_ids"] = [int(i) for i in preds.keypoint_ids]
     if preds.kind not in INLINE:
         if arrays_file is None:
             raise KptoolError(f"{preds.kind} predictions keep their arrays in an NPZ file: give an output file")
@@ -182,8 +186,13 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     shapes = doc.get("shapes")
     if not isinstance(shapes, list):
         raise InputError(p, '"shapes" must be a list')
+    slot_ids = doc.get("keypoint_ids")
+    if slot_ids is not None and not (isinstance(slot_ids, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in slot_ids)):
+        raise InputError(p, '"keypoint_ids" must be a list of integers (the semantic id of each keypoint slot)')
     common = dict(method=str(doc.get("method", "")), ordered=bool(doc.get("ordered", True)), frame=frame,
-                  dataset=str(doc.get("dataset", "")), split=str(doc.get("split", "")), kind=kind)
+                  dataset=str(doc.get("dataset", "")), split=str(doc.get("split", "")), kind=kind,
+                  keypoint_ids=slot_ids)
     if kind not in INLINE:
         return Predictions(arrays=_load_arrays(p, doc, shapes), **common)
     dim = 3 if kind == "keypoints" else 2

@@ -147,6 +147,26 @@ def _format_metrics(values: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
+def _after_training(model: nn.Module, ckpt_dir: Path, train_set: PreparedDataset, dev: torch.device,
+                    batch_size: int, say: Callable[[str], None]) -> None:
+    """A model's ``after_training(train_set, device, batch_size) -> meta`` step, once per kept checkpoint.
+
+    Each checkpoint gets it with its own weights (e.g. an embedding model's database of
+    set means, which must match them); ``last.pt`` goes last, so the model ends with the
+    final weights. What the step returns is recorded under the checkpoint's ``meta``.
+    """
+    paths = sorted(p for p in ckpt_dir.glob("*.pt") if p.name != "last.pt") + [ckpt_dir / "last.pt"]
+    for path in paths:
+        if not path.is_file():
+            continue
+        state = load_checkpoint(path)
+        model.load_state_dict(state["model"])
+        state["meta"] = {**state.get("meta", {}), **model.after_training(train_set, dev, batch_size)}
+        state["model"] = model.state_dict()
+        save_checkpoint(path, state)
+    say(f"after training: {type(model).__name__} finished {len(paths)} checkpoint(s)")
+
+
 def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
           device: str | torch.device = "auto", resume: bool = False, force: bool = False,
           progress=None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -335,6 +355,8 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
                     val_text = f" | val {_format_metrics(record['val'])}" if "val" in record else ""
                     say(f"epoch {epoch}/{tcfg['epochs']}: {_format_metrics(record['train'])}{val_text}"
                         + (" (best)" if improved else ""))
+        if info.is_main and hasattr(model, "after_training"):
+            _after_training(model, ckpt_dir, train_set, dev, tcfg["batch_size"], say_main)
         return {"run": str(out), "epochs": epoch, "steps": step, "world_size": info.world_size,
                 "train": history[-1]["train"] if history else {},
                 "val": next((r["val"] for r in reversed(history) if "val" in r), {}),
