@@ -1,8 +1,14 @@
-"""Seconds per optimisation step of the skeleton-merger and skeleton-mutual presets
-(or, with ``--family embed``, of the embed-pointnet, embed-pointnet2 and embed-dgcnn presets).
+"""Seconds per optimisation step of a family of presets: the skeleton presets (default),
+paper 001's shape-basis presets, or paper 002's embedding presets.
 
     python benchmarks/train_step.py [--preset skeleton-mutual] [--device auto] [--steps 5]
+    python benchmarks/train_step.py --family shape-basis [--preset symmetric-basis]
     python benchmarks/train_step.py --family embed [--steps 5]
+
+``--family shape-basis`` times symmetric-basis, -deform, -nosym and usip on the
+authors' reference configuration (B = 32, 1600 points, 14 nodes, Adam) on the same
+kind of clouds; ``--family embed`` times embed-pointnet, -pointnet2 and -dgcnn (batch 4,
+12 correspondence sets per cloud); the rest of this text describes the skeleton family.
 
 One step = forward, training loss, backward and an update by the preset's optimiser
 (skeleton-merger: Adadelta, eps 1e-2, as its reference code; skeleton-mutual: Adam, as
@@ -37,6 +43,12 @@ from kptool.train.loop import build_optimizer
 
 PRESETS = ("skeleton-merger", "skeleton-mutual")
 EMBED_PRESETS = ("embed-pointnet", "embed-pointnet2", "embed-dgcnn")
+# Paper 001 (--family shape-basis): its authors' settings are the reference configuration,
+# B = 32 clouds of 1600 points, 14 nodes (their README's training command).
+SHAPE_BASIS_PRESETS = ("symmetric-basis", "symmetric-basis-deform", "symmetric-basis-nosym", "usip")
+# family: (presets, batch, points, keypoints; None = the preset's own model section)
+FAMILIES = {"skeleton": (PRESETS, 8, 2048, 10), "shape-basis": (SHAPE_BASIS_PRESETS, 32, 1600, 14),
+            "embed": (EMBED_PRESETS, 4, 2048, None)}
 
 
 def structured_clouds(batch: int, points: int, seed: int = 0) -> torch.Tensor:
@@ -221,34 +233,40 @@ class AuthorsStyleMerger(torch.nn.Module):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="skeleton-mutual", choices=PRESETS + EMBED_PRESETS,
-                    help="preset whose median is printed last as seconds_per_step=")
-    ap.add_argument("--family", default="skeleton", choices=("skeleton", "embed"),
-                    help="time the skeleton presets (batch 8) or the embedding presets of paper 002 (batch 4, "
-                         "12 correspondence sets per cloud)")
+    ap.add_argument("--family", default="skeleton", choices=list(FAMILIES),
+                    help="presets timed together: skeleton (B 8, N 2048, k 10), shape-basis (paper 001: "
+                         "B 32, N 1600, 14 nodes) or embed (paper 002: B 4); --batch/--points/--keypoints override")
+    ap.add_argument("--preset", default=None, choices=PRESETS + SHAPE_BASIS_PRESETS + EMBED_PRESETS,
+                    help="preset whose median is printed last as seconds_per_step= (default: the family's "
+                         "skeleton-mutual, or its first)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per preset")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per preset first")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--points", type=int, default=2048)
-    ap.add_argument("--keypoints", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--points", type=int, default=None)
+    ap.add_argument("--keypoints", type=int, default=None)
     ap.add_argument("--baseline", action="store_true",
                     help="also time the authors' algorithms (AuthorsStyleMerger) interleaved, and print "
                          "the ratio kptool / authors' for each preset")
     args = ap.parse_args(argv)
+    presets, batch, points, keypoints = FAMILIES[args.family]
+    args.batch, args.points = args.batch or batch, args.points or points
+    args.keypoints = args.keypoints or keypoints
+    args.preset = args.preset or presets[1 if args.family == "skeleton" else 0]
+    if args.preset not in presets:
+        ap.error(f"--preset {args.preset} is not in --family {args.family}")
+    if args.baseline and args.family != "skeleton":
+        ap.error("--baseline times the authors' Skeleton Merger: --family skeleton only")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
 
     torch.manual_seed(0)
-    presets = EMBED_PRESETS if args.family == "embed" else PRESETS
-    if args.preset not in presets:
-        args.preset = presets[0]
-    clouds = structured_clouds(4 if args.family == "embed" and args.batch == 8 else args.batch, args.points).to(device)
+    clouds = structured_clouds(args.batch, args.points).to(device)
     batch = embedding_batch(clouds) if args.family == "embed" else {"points": clouds}
     runs = {}
     for name in presets:
         config = resolve_config(name)
-        section = config["model"] if args.family == "embed" else {**config["model"], "num_keypoints": args.keypoints}
+        section = config["model"] if args.keypoints is None else {**config["model"], "num_keypoints": args.keypoints}
         model = build_model(section).to(device).train()
         runs[name] = (model, build_optimizer(model, config["train"]), [])
     if args.baseline:
@@ -279,7 +297,7 @@ def main(argv=None) -> None:
     for name, (model, _, times) in runs.items():
         params = sum(p.numel() for p in model.parameters())
         ratio = ""
-        if "authors-skeleton-merger" in runs and name in PRESETS:
+        if "authors-skeleton-merger" in runs and name in presets:
             base = runs["authors-skeleton-merger"][2]
             ratio = (f", {statistics.median(times) / statistics.median(base):.2f} x the authors' algorithms "
                      f"(medians; {min(times) / min(base):.2f} on minimums)")

@@ -203,4 +203,9 @@ def _select(dataset, preds, where: Path, say: Callable[[str], None]) -> tuple[li
         say(f"note: {len(dataset) - len(ids)} shapes of split {split!r} have no predictions and are left out")
     shapes = [dataset[dataset.index_of(sid)] for sid in ids]
     dtype = np.float64 if preds.kind == "keypoints" else None
-    return shapes, {preds.kind: [np.asarray(values[sid], dtype=dtype) for sid in ids]}
+    predicted = {preds.kind: [np.asarray(values[sid], dtype=dtype) for sid in ids]}
+    # per-shape details (a shape-basis model's nodes, symmetry normal...): for the metrics that use them
+    names = {name for sid in ids for name in preds.details.get(sid, {})}
+    for name in sorted(names):
+        predicted[name] = [preds.details.get(sid, {}).get(name) for sid in ids]
+    return shapes, predicted

@@ -62,7 +62,11 @@ def test_deform_mode_reflects_the_basis_with_its_own_coefficients():
 
 def test_nosym_mode_is_a_plain_low_rank_basis():
     basis = ShapeBasis(7, 3, "nosym")
-    assert basis.basis.shape == (3, 7, 3) and basis.num_coefficients == 3
+    assert basis.basis.shape == (3, 7, 3) and basis.num_coefficients == 3 and basis.plane is None
+    with pytest.raises(KptoolError, match="no symmetry plane"):
+        basis.normal()
+    model = SymmetricBasisKeypoints(6, 3, "nosym").eval()
+    assert "symmetry_normal" not in model.predict({"points": torch.rand(2, 64, 3)}) and model.details == ("nodes", "angle")
     c = torch.tensor([[1.0, 0.0, 0.0]])
     torch.testing.assert_close(basis(c, torch.eye(3)[None]), basis.basis[:, :, 0].T[None])
     with pytest.raises(KptoolError, match="even"):
@@ -79,7 +83,7 @@ def test_the_angle_gets_a_gradient_unless_detached():
         model = SymmetricBasisKeypoints(6, 3, "instance", misalignment_deg=0, detach_angle=detach)
         out = model(x)
         out["keypoints"].square().sum().backward()
-        angle_row = model.pose.mlp.linears[-1].weight.grad[0]        # row 0 of the last layer: the angle
+        angle_row = model.pose.out.weight.grad[0]        # row 0 of the last layer: the angle
         assert (angle_row.abs().sum() == 0) == detach
         assert model.basis.plane.grad is not None and model.basis.plane.grad.abs().sum() > 0
 
@@ -130,11 +134,11 @@ def test_shape_basis_loss_parts_on_a_hand_worked_case():
     keypoints = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [1, 3, 0]]])
     total, parts = shape_basis_loss(keypoints, nodes, cloud)
     # Chamfer: keypoints->nodes (0 + 0 + 3) / 3 = 1, nodes->keypoints 0: mean of the two = 0.5.
-    assert parts["chamfer"] == pytest.approx(0.5)
+    assert parts["loss_chamfer"] == pytest.approx(0.5)
     # Extents: nodes (1, 0, 0), cloud (2, 1, 4): SmoothL1 per axis 0.5, 0.5, 3.5 -> mean 1.5.
     torch.testing.assert_close(box_extents(cloud), torch.tensor([[2.0, 1, 4]]))
-    assert parts["coverage"] == pytest.approx(1.5)
-    assert parts["inclusivity"] == pytest.approx(0.5)                # node (1,0,0): 1 from the cloud
+    assert parts["loss_coverage"] == pytest.approx(1.5)
+    assert parts["loss_inclusivity"] == pytest.approx(0.5)                # node (1,0,0): 1 from the cloud
     assert float(total) == pytest.approx(0.5 + 1.5 + 2 * 0.5)
 
 

@@ -17,7 +17,8 @@ import typer
 from kptool.cli.common import info, print_json, print_table
 from kptool.errors import KptoolError
 
-app = typer.Typer(help="Evaluate predictions: das, miou, part-corr, repeatability, part-miou, or all of them.",
+app = typer.Typer(help="Evaluate predictions: das, miou, part-corr, repeatability, registration, the keypoint "
+                       "properties (coverage, ...), part-miou, or all of them.",
                   no_args_is_help=True)
 
 PREDICTIONS = typer.Argument(None, help="Predictions file (kptool detect writes one).", show_default=False)
@@ -50,7 +51,7 @@ LEVELS = typer.Option(None, "--levels", show_default=False,
                            "[default: per perturbation, see docs/metrics.md].")
 SEED = typer.Option(0, "--seed", help="Seed of the perturbations and the random baseline.")
 DEVICE = typer.Option("auto", "--device", help="Device for --checkpoint: auto, cpu, cuda, cuda:N.")
-CLASSIC = ("das", "miou", "part-corr", "repeatability", "mge")
+CLASSIC = ("das", "miou", "part-corr", "repeatability", "mge", "registration")
 
 
 @app.command("das")
@@ -101,6 +102,21 @@ def mge(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Opt
     _run(["mge"], predictions, data, split, out, as_json, quiet, force, grid=0, frame=frame, unreachable=unreachable)
 
 
+@app.command("registration")
+def registration(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT,
+                 out: Optional[Path] = OUT, as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
+                 checkpoint: Path = typer.Option(..., "--checkpoint", help="Run folder or .pt file of a model "
+                                                 "with ordered keypoints."),
+                 angles: Optional[str] = typer.Option(None, "--angles", show_default=False, help="Comma-separated "
+                                                      "misalignment angles in degrees [default: 0,15,...,90]."),
+                 templates: int = typer.Option(3, "--templates", help="Aligned training shapes to register to."),
+                 seed: int = typer.Option(0, "--seed", help="Picks the templates."), device: str = DEVICE) -> None:
+    """Rotation error of keypoint registration to aligned training templates vs misalignment (paper 001, Fig. 5)."""
+    _run(["registration"], predictions, data, split or ("test" if predictions is None else None), out, as_json,
+         quiet, force, grid=0, angles=_levels(angles, "--angles"), templates=templates, seed=seed,
+         detector=_detector(None, checkpoint, None, seed, device))
+
+
 @app.command("all")
 def all_metrics(predictions: Optional[Path] = PREDICTIONS, data: Path = DATA, split: Optional[str] = SPLIT,
                 out: Optional[Path] = OUT, as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
@@ -137,13 +153,13 @@ def _add_registered_metrics() -> None:
 _add_registered_metrics()
 
 
-def _levels(text: Optional[str]) -> Optional[list[float]]:
+def _levels(text: Optional[str], option: str = "--levels") -> Optional[list[float]]:
     if text is None:
         return None
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise KptoolError(f"--levels must be comma-separated numbers, got {text!r}") from None
+        raise KptoolError(f"{option} must be comma-separated numbers, got {text!r}") from None
 
 
 def _detector(method: Optional[str], checkpoint: Optional[Path], keypoints: Optional[int], seed: int, device: str):
@@ -161,14 +177,15 @@ def _run(metrics: list[str], predictions: Optional[Path], data: Path, split: Opt
          **options: Any) -> None:
     from kptool.evaluation import evaluate
 
-    if predictions is None and metrics != ["repeatability"]:
+    redetecting = metrics in (["repeatability"], ["registration"])
+    if predictions is None and not redetecting:
         need = "--method or --checkpoint (repeatability) or " if "repeatability" in metrics else ""
         raise KptoolError(f"kptool eval {metrics[0] if len(metrics) == 1 else 'all'}: give {need}a PREDICTIONS file")
     if predictions is None and detector is None:
-        raise KptoolError("repeatability needs --method or --checkpoint to detect again")
+        raise KptoolError(f"{metrics[0]} needs --method or --checkpoint to detect again")
     if out is None:
         out = (predictions.with_name(predictions.stem + ".eval") if predictions is not None
-               else Path(f"repeatability-{getattr(detector, 'name', 'detector')}.eval"))
+               else Path(f"{metrics[0]}-{getattr(detector, 'name', 'detector')}.eval"))
     report = evaluate(data, predictions, metrics, split=split, detector=detector, out=out, force=force,
                       skip_unsupported=skip_unsupported, grid=grid,
                       log=lambda m: info(m, quiet or as_json), **options)

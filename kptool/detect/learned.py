@@ -41,6 +41,7 @@ class CheckpointDetector:
         self.normalize = normalize
         self.batch_size = batch_size
         self.name = str(config.get("name") or config["model"]["name"])
+        self.ordered = bool(getattr(model, "ordered", True))   # USIP: keypoints in seed order, no semantics
         self.num_keypoints = getattr(model, "num_keypoints", None)
         self.num_points = int(config["data"]["points"])
         backbone = getattr(model, "backbone", None)

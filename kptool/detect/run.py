@@ -179,6 +179,15 @@ def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "te
         return Predictions(arrays=found, kind=kind, method=detector.name, frame="prepared",
                            dataset=str(Path(root).resolve()), split=split)
     shapes = list(dataset)
+    if model is not None and model.details:
+        # keypoints and the per-shape details (symmetry plane, nodes...) the model predicts beside them
+        from kptool.models.predict import predict_dataset
+
+        found = predict_dataset(model, dataset, detector.device, detector.batch_size)
+        keypoints = {s.id: found["keypoints"][s.id] for s in shapes}
+        details = {s.id: model.shape_details({k: v[s.id] for k, v in found.items()}, s.points) for s in shapes}
+        return Predictions(keypoints, method=detector.name, ordered=bool(detector.ordered), frame="prepared",
+                           dataset=str(Path(root).resolve()), split=split, details=details)
     found = detector.detect_batch([s.points for s in shapes])
     return Predictions({s.id: np.asarray(kp, dtype=np.float32) for s, kp in zip(shapes, found)},
                        method=detector.name, ordered=bool(detector.ordered), frame="prepared",

@@ -14,11 +14,15 @@ arrays in an NPZ file beside it (``p.json`` -> ``p.npz``)::
       "split": "test",
       "keypoint_ids": [0, 3, ...],          # optional: semantic id of each ordered keypoint slot
       "arrays": "p.npz",                    # array kinds: the NPZ beside this file
-      "shapes": [{"id": "<shape id>", "keypoints": [[x, y, z], ...], "scores": [...]},   # keypoints
+      "shapes": [{"id": "<shape id>", "keypoints": [[x, y, z], ...], "scores": [...],    # keypoints
+                  "details": {"<name>": [...], ...}},                                     # optional
                  {"id": "<shape id>", "keypoints": [[u, v], ...], "visible": [...]},     # keypoints_2d
                  {"id": "<shape id>", "array": "a0"}]                                     # array kinds
     }
 
+Keypoint records may carry ``details``: further per-shape results of the method, named
+arrays as nested lists (a shape-basis model's nodes, merged keypoints, symmetry-plane normal
+and angle; USIP's sigmas), always in the file's frame of the keypoints (``prepared`` only).
 Version 1 files (keypoints only, no ``kind``) are still read. ``frame: "original"``
 keypoints are mapped into the prepared frame with each shape's stored transform
 (:func:`to_prepared_frame`).
@@ -62,6 +66,7 @@ class Predictions:
         arrays: array kinds: ``{id: array}`` (see :data:`KINDS`).
         kind: one of :data:`KINDS`.
         scores: optional per-keypoint scores; visible: ``keypoints_2d`` visibility per keypoint.
+        details: optional per-shape named arrays beside the keypoints (``{id: {name: array}}``).
     """
 
     keypoints: dict[str, np.ndarray] = field(default_factory=dict)
@@ -75,6 +80,7 @@ class Predictions:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     visible: dict[str, np.ndarray] = field(default_factory=dict)
     keypoint_ids: list[int] | None = None    # ordered keypoints: the semantic id of each slot, when known
+    details: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -120,6 +126,8 @@ def predictions_json(preds: Predictions, arrays_file: str | None = None) -> str:
             rec["scores"] = np.asarray(preds.scores[sid], dtype=float).round(7).tolist()
         if sid in preds.visible:
             rec["visible"] = np.asarray(preds.visible[sid], dtype=bool).tolist()
+        if preds.details.get(sid):
+            rec["details"] = {k: np.asarray(v, dtype=float).round(7).tolist() for k, v in preds.details[sid].items()}
         doc["shapes"].append(rec)
     return json.dumps(doc)
 
@@ -199,6 +207,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     kps: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
     visible: dict[str, np.ndarray] = {}
+    details: dict[str, dict[str, np.ndarray]] = {}
     for i, rec in enumerate(shapes):
         if not isinstance(rec, dict) or "id" not in rec or "keypoints" not in rec:
             raise InputError(p, f'shape record {i} needs "id" and "keypoints"')
@@ -214,7 +223,25 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
             if visible[sid].shape[0] != kp.shape[0]:
                 raise InputError(p, f"shape {sid!r}: {kp.shape[0]} keypoints but {visible[sid].shape[0]} "
                                     f"visibility flags")
-    return Predictions(kps, scores=scores, visible=visible, **common)
+        if "details" in rec:
+            details[sid] = _details(p, sid, rec["details"])
+    return Predictions(kps, scores=scores, visible=visible, details=details, **common)
+
+
+def _details(p: Path, sid: str, raw) -> dict[str, np.ndarray]:
+    """A keypoint record's ``details``: ``{name: finite float array}``."""
+    if not isinstance(raw, dict):
+        raise InputError(p, f'shape {sid!r}: "details" must be a mapping of names to arrays')
+    out = {}
+    for name, value in raw.items():
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise InputError(p, f"shape {sid!r}: detail {name!r} is not a numeric array") from None
+        if not np.isfinite(arr).all():
+            raise InputError(p, f"shape {sid!r}: detail {name!r} contains NaN or inf")
+        out[str(name)] = arr
+    return out
 
 
 # Prepared shapes fit in a unit-sized box; original frames are in metres or millimetres. Anything

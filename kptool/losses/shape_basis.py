@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from kptool.losses.registry import LOSSES
 from kptool.ops import chamfer_distance
 
 
@@ -29,7 +30,9 @@ def shape_basis_loss(keypoints: torch.Tensor, nodes: torch.Tensor, points: torch
     cov = F.smooth_l1_loss(box_extents(nodes), box_extents(points), beta=1.0)
     inc = chamfer_distance(nodes, points, squared=False, two_sided=False)
     total = chamfer * chf + coverage * cov + inclusivity * inc
-    return total, {"chamfer": float(chf.detach()), "coverage": float(cov.detach()), "inclusivity": float(inc.detach())}
+    # "loss_" names: validation logs metrics called coverage and inclusivity beside them
+    return total, {"loss_chamfer": float(chf.detach()), "loss_coverage": float(cov.detach()),
+                   "loss_inclusivity": float(inc.detach())}
 
 
 def probabilistic_chamfer(a: torch.Tensor, sigma_a: torch.Tensor, b: torch.Tensor,
@@ -47,3 +50,45 @@ def probabilistic_chamfer(a: torch.Tensor, sigma_a: torch.Tensor, b: torch.Tenso
     s_ab = 0.5 * (sigma_a + torch.gather(sigma_b, 1, ab.indices))
     s_ba = 0.5 * (sigma_b + torch.gather(sigma_a, 1, ba.indices))
     return (torch.log(s_ab) + ab.values / s_ab).mean() + (torch.log(s_ba) + ba.values / s_ba).mean()
+
+
+@LOSSES.register("shape-basis")
+class ShapeBasisLoss:
+    """Paper 001's objective: Chamfer(keypoints, nodes) + coverage + 2 x inclusivity (weights configurable).
+
+    Called as ``loss(keypoints, nodes, points) -> (scalar, parts)``.
+    """
+
+    paired = False
+    models = ("symmetric-basis",)
+
+    def __init__(self, chamfer: float = 1.0, coverage: float = 1.0, inclusivity: float = 2.0):
+        self.name = "shape-basis"
+        self.weights = {"chamfer": float(chamfer), "coverage": float(coverage), "inclusivity": float(inclusivity)}
+
+    def __call__(self, keypoints, nodes, points):
+        return shape_basis_loss(keypoints, nodes, points, **self.weights)
+
+
+@LOSSES.register("usip")
+class USIPLoss:
+    """USIP's objective on a siamese pair: probabilistic Chamfer + ``point_to_point`` x keypoint-to-cloud distance.
+
+    Called as ``loss(a, sigma_a, b_back, sigma_b, first, second) -> (scalar, parts)``: the two
+    views' keypoints and sigmas (``b_back`` turned back into the first view's frame) and the
+    two views' points.
+    """
+
+    paired = False
+    models = ("usip",)
+
+    def __init__(self, point_to_point: float = 1.0):
+        self.name = "usip"
+        self.point_to_point = float(point_to_point)
+
+    def __call__(self, a, sigma_a, b_back, sigma_b, first, second_back):
+        pc = probabilistic_chamfer(a, sigma_a, b_back, sigma_b)
+        pp = 0.5 * (chamfer_distance(a, first, squared=False, two_sided=False)
+                    + chamfer_distance(b_back, second_back, squared=False, two_sided=False))
+        return pc + self.point_to_point * pp, {"probabilistic_chamfer": float(pc.detach()),
+                                               "point_to_point": float(pp.detach())}

@@ -11,6 +11,8 @@ from kptool.models.registry import MODELS, build_model, register_model, upgrade_
 from kptool.models.embedding import DenseEmbedding
 from kptool.models.skeleton_merger import SkeletonMerger
 from kptool.models.skeleton_mutual import SkeletonMutual
+from kptool.models.symmetric_basis import SymmetricBasisKeypoints
+from kptool.models.usip import USIPKeypoints
 
 __all__ = ["MODELS", "Model", "BATCH_FIELDS", "OUTPUT_KINDS", "build_model", "register_model", "upgrade_model_config",
-           "SkeletonMerger", "SkeletonMutual", "DenseEmbedding"]
+           "SkeletonMerger", "SkeletonMutual", "DenseEmbedding", "SymmetricBasisKeypoints", "USIPKeypoints"]

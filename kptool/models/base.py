@@ -7,6 +7,9 @@ A model is an ``nn.Module`` subclass of :class:`Model` that declares
 - ``predict_inputs``: the batch fields prediction reads (usually just ``points``);
 - ``outputs``: the kinds of result :meth:`Model.predict` returns (:data:`OUTPUT_KINDS`);
 - ``paired``: True when shape i of a training batch is paired with shape i + B/2;
+- ``details``: further per-shape results :meth:`Model.predict` returns beside the outputs
+  (a symmetry plane, nodes...), written into a keypoints predictions file as each shape's
+  ``details`` (:meth:`Model.shape_details` may add derived ones, e.g. merged keypoints);
 
 and implements ``training_loss(batch) -> (loss, parts)`` and ``infer(batch) -> dict``.
 The training loop, validation, ``kptool detect`` and ``kptool eval`` only ever use
@@ -53,6 +56,7 @@ class Model(nn.Module):
     predict_inputs: tuple[str, ...] = ("points",)
     outputs: tuple[str, ...] = ("keypoints",)
     paired: bool = False
+    details: tuple[str, ...] = ()
 
     @classmethod
     def upgrade_config(cls, section: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +84,12 @@ class Model(nn.Module):
             out = self.infer(batch)
         finally:
             self.train(was_training)
-        missing = [k for k in self.outputs if k not in out]
+        missing = [k for k in (*self.outputs, *self.details) if k not in out]
         if missing:
             raise KptoolError(f"{type(self).__name__}.infer did not return its declared output(s) {missing}")
-        return {k: out[k] for k in self.outputs}
+        return {k: out[k] for k in (*self.outputs, *self.details)}
+
+    def shape_details(self, predicted: dict[str, Any], points: Any) -> dict[str, Any]:
+        """One shape's details for the predictions file: ``predicted`` holds its outputs and
+        ``details`` as numpy arrays, ``points`` its ``(N, 3)`` cloud (default: the details as they are)."""
+        return {k: predicted[k] for k in self.details}

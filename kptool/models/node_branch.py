@@ -14,34 +14,11 @@ cluster mean (and, for USIP, a saliency uncertainty sigma).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from kptool.models.backbones.common import SharedMLP
 from kptool.ops import farthest_point_sampling, gather, knn
-
-
-class RowMLP(nn.Module):
-    """``Linear -> BatchNorm -> ReLU`` layers on channel-last ``(..., C)`` tensors; the last layer
-    optionally plain (``plain_last``: no BatchNorm, no ReLU)."""
-
-    def __init__(self, in_channels: int, widths: Sequence[int], plain_last: bool = False):
-        super().__init__()
-        dims = [in_channels, *widths]
-        self.plain_last = plain_last
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in widths[: len(widths) - int(plain_last)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])
-        for i, linear in enumerate(self.linears):
-            x = linear(x)
-            if i < len(self.norms):
-                x = F.relu(self.norms[i](x))
-        return x.reshape(*shape, x.shape[-1])
 
 
 def scatter_max(values: torch.Tensor, index: torch.Tensor, count: int) -> torch.Tensor:
@@ -98,14 +75,15 @@ class NodeBranch(nn.Module):
     def __init__(self, num_nodes: int, extra_outputs: int = 0, knn: int = 3):
         super().__init__()
         self.num_nodes, self.extra_outputs, self.k = int(num_nodes), int(extra_outputs), int(knn)
-        self.first = RowMLP(3, (64, 64, 64), plain_last=True)
-        self.second = RowMLP(128, (128, 128, 128))
-        self.fuse_a = RowMLP(3 + 128, (256, 256, 256))
-        self.fuse_b = RowMLP(512, (512,))
-        self.head = RowMLP(128 + 512, (512, 256, 3 + self.extra_outputs), plain_last=True)
-        last = self.head.linears[-1]
-        nn.init.normal_(last.weight, 0.0, 1e-4)   # nodes start at their cluster means
-        nn.init.zeros_(last.bias)
+        self.first = SharedMLP(3, (64, 64))
+        self.first_out = nn.Linear(64, 64)                 # the first PointNet's last layer is plain
+        self.second = SharedMLP(128, (128, 128, 128))
+        self.fuse_a = SharedMLP(3 + 128, (256, 256, 256))
+        self.fuse_b = SharedMLP(512, (512,))
+        self.head = SharedMLP(128 + 512, (512, 256))
+        self.head_out = nn.Linear(256, 3 + self.extra_outputs)
+        nn.init.normal_(self.head_out.weight, 0.0, 1e-4)   # nodes start at their cluster means
+        nn.init.zeros_(self.head_out.bias)
 
     def forward(self, points: torch.Tensor, generator: torch.Generator | None = None) -> Nodes:
         m = self.num_nodes
@@ -114,7 +92,7 @@ class NodeBranch(nn.Module):
         member = nearest[..., 0]                                       # (B, N) node of each point
         centres = group_means(points, member, m)                        # (B, M, 3)
         local = points - gather(centres, member)                        # (B, N, 3)
-        f = self.first(local)                                           # (B, N, 64)
+        f = self.first_out(self.first(local))                           # (B, N, 64)
         f = torch.cat([f, gather(scatter_max(f, member, m), member)], dim=-1)
         node_feat = scatter_max(self.second(f), member, m)              # (B, M, 128)
         _, nbr = knn(centres.detach(), centres.detach(), min(self.k, m))
@@ -122,7 +100,7 @@ class NodeBranch(nn.Module):
         g = self.fuse_a(torch.cat([offsets, gather(node_feat, nbr)], dim=-1))      # (B, M, k, 256)
         pooled = g.max(dim=2).values
         g = torch.cat([g, pooled[:, :, None, :].expand_as(g)], dim=-1)
-        fused = self.fuse_b(g).max(dim=2).values                        # (B, M, 512)
-        out = self.head(torch.cat([node_feat, fused], dim=-1))          # (B, M, 3 + E)
+        fused = self.fuse_b(g, max_pool_dim=2)                          # (B, M, 512), max over the k
+        out = self.head_out(self.head(torch.cat([node_feat, fused], dim=-1)))      # (B, M, 3 + E)
         return Nodes(nodes=centres + out[..., :3], centres=centres,
                      extra=out[..., 3:] if self.extra_outputs else None)

@@ -11,13 +11,13 @@ from kptool.data.batches import batch_to, collate_shapes
 
 
 def predict_dataset(model, dataset, device: torch.device, batch_size: int = 16) -> dict[str, dict[str, np.ndarray]]:
-    """``{output kind: {shape id: array}}`` for every shape of ``dataset``, in its order.
+    """``{output kind or detail: {shape id: array}}`` for every shape of ``dataset``, in its order.
 
     Batches hold the model's ``predict_inputs`` fields; each output is split per shape
     (keypoints ``(K, 3)``, embeddings ``(N, D)``, class logits ``(C,)``...) as float32 numpy.
     """
     data = dataset.torch_dataset(model.predict_inputs)
-    out: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in model.outputs}
+    out: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in (*model.outputs, *model.details)}
     for start in range(0, len(data), batch_size):
         batch = collate_shapes([data[i] for i in range(start, min(start + batch_size, len(data)))])
         predicted: dict[str, Any] = model.predict(batch_to(batch, device))

@@ -25,8 +25,11 @@ import torch
 from torch import nn
 
 from kptool.errors import KptoolError
-from kptool.losses.shape_basis import shape_basis_loss
-from kptool.models.node_branch import NodeBranch, RowMLP
+from kptool.losses.registry import LOSSES
+from kptool.models.base import Model
+from kptool.models.backbones.common import SharedMLP
+from kptool.models.node_branch import NodeBranch
+from kptool.models.registry import register_model
 
 MODES = ("nosym", "instance", "deform")
 
@@ -53,10 +56,11 @@ class PoseCoefficients(nn.Module):
 
     def __init__(self, num_coefficients: int):
         super().__init__()
-        self.mlp = RowMLP(3, (64, 128, num_coefficients + 1), plain_last=True)
+        self.mlp = SharedMLP(3, (64, 128))
+        self.out = nn.Linear(128, num_coefficients + 1)
 
     def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.mlp(points).max(dim=1).values
+        out = self.out(self.mlp(points)).max(dim=1).values
         return out[:, 0], out[:, 1:]
 
 
@@ -78,14 +82,17 @@ class ShapeBasis(nn.Module):
         self.mode, self.num_keypoints, self.num_basis = mode, int(num_keypoints), int(num_basis)
         columns = num_keypoints if mode == "nosym" else num_keypoints // 2
         self.basis = nn.Parameter(torch.empty(3, columns, num_basis).uniform_(-0.5, 0.5))
-        self.plane = nn.Parameter(torch.rand(2))          # (nx, nz): the plane contains the up axis y
+        # (nx, nz): the plane contains the up axis y; eq. 2 has no plane
+        self.plane = nn.Parameter(torch.rand(2)) if mode != "nosym" else None
 
     @property
     def num_coefficients(self) -> int:
         return 2 * self.num_basis if self.mode == "deform" else self.num_basis
 
     def normal(self) -> torch.Tensor:
-        """``(3,)`` unit normal of the symmetry plane in the canonical frame."""
+        """``(3,)`` unit normal of the symmetry plane in the canonical frame (not for ``nosym``)."""
+        if self.plane is None:
+            raise KptoolError("symmetry mode 'nosym' has no symmetry plane")
         n = torch.stack([self.plane[0], torch.zeros_like(self.plane[0]), self.plane[1]])
         return n / n.norm().clamp(min=1e-12)
 
@@ -109,8 +116,9 @@ class ShapeBasis(nn.Module):
         return self.canonical(coefficients) @ rotation.transpose(1, 2)
 
 
-class SymmetricBasisKeypoints(nn.Module):
-    """Ordered keypoints from a symmetric shape basis; nodes from a USIP node branch.
+@register_model("symmetric-basis")
+class SymmetricBasisKeypoints(Model):
+    """Symmetric shape-basis keypoints (paper 001): ordered keypoints, learned basis and symmetry plane (eq. 2/3/4).
 
     Args:
         num_keypoints: N, also the number of nodes.
@@ -118,8 +126,12 @@ class SymmetricBasisKeypoints(nn.Module):
         mode: ``instance`` (eq. 3, the paper's main model), ``deform`` (eq. 4) or ``nosym`` (eq. 2).
         misalignment_deg: training inputs are turned about the up axis by up to this angle.
         detach_angle: the authors' released behaviour (the angle gets no gradient).
-        loss: weights ``{chamfer, coverage, inclusivity}`` (1, 1, 2 in the paper).
+        loss: the ``loss:`` section (``shape-basis``: weights chamfer, coverage, inclusivity = 1, 1, 2).
     """
+
+    inputs = ("points",)
+    outputs = ("keypoints",)
+    details = ("nodes", "symmetry_normal", "angle")
 
     def __init__(self, num_keypoints: int = 14, num_basis: int = 10, mode: str = "instance",
                  misalignment_deg: float = 45.0, detach_angle: bool = False, loss: dict | None = None):
@@ -127,25 +139,23 @@ class SymmetricBasisKeypoints(nn.Module):
         self.num_keypoints = int(num_keypoints)
         self.misalignment_deg = float(misalignment_deg)
         self.detach_angle = bool(detach_angle)
-        weights = {k: v for k, v in (loss or {}).items() if k != "name"}
-        unknown = set(weights) - {"chamfer", "coverage", "inclusivity"}
-        if unknown or (loss or {}).get("name", "shape-basis") != "shape-basis":
-            raise KptoolError(f"symmetric-basis: the loss section takes name: shape-basis and the weights chamfer, "
-                              f"coverage, inclusivity; got {sorted(loss)}")
-        self.loss_weights = {"chamfer": 1.0, "coverage": 1.0, "inclusivity": 2.0, **weights}
+        self.objective = LOSSES.build({"name": "shape-basis", **(loss or {})})
         self.basis = ShapeBasis(num_keypoints, num_basis, mode)
         self.pose = PoseCoefficients(self.basis.num_coefficients)
         self.nodes = NodeBranch(num_keypoints)
+        if mode == "nosym":
+            self.details = ("nodes", "angle")     # eq. 2 predicts no plane
 
     def forward(self, points: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``(B, N, 3)`` cloud -> keypoints ``(B, K, 3)``, nodes ``(B, K, 3)``, angle ``(B,)``,
-        coefficients ``(B, C)``, plane normal in the input frame ``(B, 3)``."""
+        coefficients ``(B, C)`` and (not for ``nosym``) the symmetry-plane normal in the input frame ``(B, 3)``."""
         angle, coefficients = self.pose(points)
         rotation = rotation_about_up(angle.detach() if self.detach_angle else angle)
-        keypoints = self.basis(coefficients, rotation)
-        normal = rotation @ self.basis.normal()
-        return {"keypoints": keypoints, "nodes": self.nodes(points, generator).nodes, "angle": angle,
-                "coefficients": coefficients, "normal": normal}
+        out = {"keypoints": self.basis(coefficients, rotation), "nodes": self.nodes(points, generator).nodes,
+               "angle": angle, "coefficients": coefficients}
+        if self.basis.plane is not None:
+            out["symmetry_normal"] = rotation @ self.basis.normal()
+        return out
 
     def misalign(self, points: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The augmentation: each cloud turned about y by a uniform angle within ``misalignment_deg``."""
@@ -157,7 +167,14 @@ class SymmetricBasisKeypoints(nn.Module):
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         points = self.misalign(batch["points"])
         out = self(points)
-        return shape_basis_loss(out["keypoints"], out["nodes"], points, **self.loss_weights)
+        return self.objective(out["keypoints"], out["nodes"], points)
 
     def infer(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self(batch["points"])
+
+    def shape_details(self, predicted: dict[str, Any], points: Any) -> dict[str, Any]:
+        """The details plus ``merged``: the keypoints after the authors' NMS (N' rows)."""
+        from kptool.metrics.properties import frame_scale, nms_merge
+
+        merged, _ = nms_merge(predicted["keypoints"], scale=frame_scale(points))
+        return {**{k: predicted[k] for k in self.details}, "merged": merged}

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from kptool.losses.shape_basis import probabilistic_chamfer
+from kptool.losses.registry import LOSSES
+from kptool.models.base import Model
 from kptool.models.node_branch import NodeBranch
+from kptool.models.registry import register_model
 from kptool.models.symmetric_basis import random_up_rotation
-from kptool.ops import chamfer_distance
 
 
 def sigma_nms(keypoints, sigma, radius: float) -> np.ndarray:
@@ -37,23 +38,32 @@ def sigma_nms(keypoints, sigma, radius: float) -> np.ndarray:
     return np.array(kept, dtype=np.int64)
 
 
-class USIPKeypoints(torch.nn.Module):
-    """USIP detector: ``(B, N, 3)`` -> keypoints ``(B, M, 3)`` and sigma ``(B, M)``.
+@register_model("usip")
+class USIPKeypoints(Model):
+    """USIP trained per category (paper 001's baseline): unordered keypoints with uncertainties sigma.
+
+    ``(B, N, 3)`` -> keypoints ``(B, M, 3)`` in seed order and sigma ``(B, M)``.
 
     Args:
         num_keypoints: M nodes.
         rotation_deg: the siamese pair's known rotation about up, uniform within this angle.
         misalignment_deg: both views also turned by up to this angle (as the shape-basis model's inputs).
         subset: share of the points in each view.
-        point_to_point: weight of the keypoint-to-cloud term.
+        loss: the ``loss:`` section (``usip``: ``point_to_point`` weight of the keypoint-to-cloud term).
     """
 
+    inputs = ("points",)
+    outputs = ("keypoints",)
+    details = ("sigma",)
+    ordered = False          # keypoints come in seed order: no index has a meaning across shapes
+
     def __init__(self, num_keypoints: int = 14, rotation_deg: float = 180.0, misalignment_deg: float = 45.0,
-                 subset: float = 0.75, point_to_point: float = 1.0):
+                 subset: float = 0.75, loss: dict | None = None):
         super().__init__()
         self.num_keypoints = int(num_keypoints)
         self.rotation_deg, self.misalignment_deg = float(rotation_deg), float(misalignment_deg)
-        self.subset, self.point_to_point = float(subset), float(point_to_point)
+        self.subset = float(subset)
+        self.objective = LOSSES.build({"name": "usip", **(loss or {})})
         self.nodes = NodeBranch(num_keypoints, extra_outputs=1)
 
     def forward(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -73,12 +83,15 @@ class USIPKeypoints(torch.nn.Module):
         rot = random_up_rotation(len(points), self.rotation_deg).to(points)          # (B, 3, 3)
         first, second = self._view(points), self._view(points) @ rot.transpose(1, 2)
         a, b = self(first), self(second)
-        back = b["keypoints"] @ rot                                                   # into the first view's frame
-        pc = probabilistic_chamfer(a["keypoints"], a["sigma"], back, b["sigma"])
-        pp = 0.5 * (chamfer_distance(a["keypoints"], first, squared=False, two_sided=False)
-                    + chamfer_distance(b["keypoints"], second, squared=False, two_sided=False))
-        total = pc + self.point_to_point * pp
-        return total, {"probabilistic_chamfer": float(pc.detach()), "point_to_point": float(pp.detach())}
+        # the second view's keypoints and points turned back into the first view's frame
+        return self.objective(a["keypoints"], a["sigma"], b["keypoints"] @ rot, b["sigma"], first, second @ rot)
 
     def infer(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self(batch["points"])
+
+    def shape_details(self, predicted: dict[str, Any], points: Any) -> dict[str, Any]:
+        """Sigmas plus ``kept``: the keypoints USIP's NMS keeps (radius 0.2 in the authors' frame), most certain first."""
+        from kptool.metrics.properties import MERGE_RADIUS, frame_scale
+
+        kept = sigma_nms(predicted["keypoints"], predicted["sigma"], MERGE_RADIUS * frame_scale(points))
+        return {"sigma": predicted["sigma"], "kept": kept}
