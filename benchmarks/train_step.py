@@ -1,6 +1,8 @@
-"""Seconds per optimisation step of the skeleton-merger and skeleton-mutual presets.
+"""Seconds per optimisation step of the skeleton-merger and skeleton-mutual presets (or any others).
 
     python benchmarks/train_step.py [--preset skeleton-mutual] [--device auto] [--steps 5]
+    python benchmarks/train_step.py --presets parae-pointnet,parae-dgcnn --preset parae-pointnet \
+        --batch 16 --points 1024          # self-supervised pre-training (paper 003)
 
 One step = forward, training loss, backward and an update by the preset's optimiser
 (skeleton-merger: Adadelta, eps 1e-2, as its reference code; skeleton-mutual: Adam, as
@@ -206,8 +208,9 @@ class AuthorsStyleMerger(torch.nn.Module):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", default="skeleton-mutual", choices=PRESETS,
-                    help="preset whose median is printed last as seconds_per_step=")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets to time")
+    ap.add_argument("--preset", default="skeleton-mutual",
+                    help="preset (one of --presets) whose median is printed last as seconds_per_step=")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per preset")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per preset first")
@@ -218,15 +221,19 @@ def main(argv=None) -> None:
                     help="also time the authors' algorithms (AuthorsStyleMerger) interleaved, and print "
                          "the ratio kptool / authors' for each preset")
     args = ap.parse_args(argv)
+    presets = tuple(p for p in args.presets.split(",") if p)
+    if args.preset not in presets:
+        ap.error(f"--preset {args.preset} is not among --presets {args.presets}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
 
     torch.manual_seed(0)
     clouds = structured_clouds(args.batch, args.points).to(device)
     runs = {}
-    for name in PRESETS:
+    for name in presets:
         config = resolve_config(name)
-        model = build_model({**config["model"], "num_keypoints": args.keypoints}).to(device).train()
+        keypoints = {"num_keypoints": args.keypoints} if "num_keypoints" in config["model"] else {}
+        model = build_model({**config["model"], **keypoints}).to(device).train()
         runs[name] = (model, build_optimizer(model, config["train"]), [])
     if args.baseline:
         model = AuthorsStyleMerger(args.keypoints).to(device).train()

@@ -2,7 +2,8 @@
 
 from kptool.losses.chamfer import composite_chamfer_distance, composite_chamfer_distance_reference
 from kptool.losses.registry import LOSSES
+from kptool.losses.pretext import GMMLikelihood, Jigsaw3D  # registers them
 from kptool.losses.skeleton import MutualReconstruction, SkeletonReconstruction  # registers them
 
 __all__ = ["LOSSES", "composite_chamfer_distance", "composite_chamfer_distance_reference",
-           "SkeletonReconstruction", "MutualReconstruction"]
+           "SkeletonReconstruction", "MutualReconstruction", "GMMLikelihood", "Jigsaw3D"]

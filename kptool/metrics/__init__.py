@@ -27,5 +27,6 @@ __all__ = [
 
 from kptool.metrics.registry import METRICS, EvalContext, Metric, build_metric, register_metric  # noqa: E402
 from kptool.metrics import registered as _registered  # noqa: E402,F401  (registers das, miou, ...)
+from kptool.metrics import classification as _classification, probe as _probe  # noqa: E402,F401  (class-accuracy, svm-cv)
 
 __all__ += ["METRICS", "Metric", "EvalContext", "build_metric", "register_metric"]

@@ -8,8 +8,10 @@ See docs/architecture.md and docs/models.md.
 
 from kptool.models.base import BATCH_FIELDS, OUTPUT_KINDS, Model
 from kptool.models.registry import MODELS, build_model, register_model, upgrade_model_config
+from kptool.models.classifier import ShapeClassifier
+from kptool.models.pretext import PointPretext
 from kptool.models.skeleton_merger import SkeletonMerger
 from kptool.models.skeleton_mutual import SkeletonMutual
 
 __all__ = ["MODELS", "Model", "BATCH_FIELDS", "OUTPUT_KINDS", "build_model", "register_model", "upgrade_model_config",
-           "SkeletonMerger", "SkeletonMutual"]
+           "SkeletonMerger", "SkeletonMutual", "PointPretext", "ShapeClassifier"]
