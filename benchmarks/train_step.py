@@ -4,6 +4,7 @@ paper 001's shape-basis presets, or paper 002's embedding presets.
     python benchmarks/train_step.py [--preset skeleton-mutual] [--device auto] [--steps 5]
     python benchmarks/train_step.py --family shape-basis [--preset symmetric-basis]
     python benchmarks/train_step.py --family embed [--steps 5]
+    python benchmarks/train_step.py --family pretrain   # paper 003: parae-/jigsaw- presets, B 16, N 1024
 
 ``--family shape-basis`` times symmetric-basis, -deform, -nosym and usip on the
 authors' reference configuration (B = 32, 1600 points, 14 nodes, Adam) on the same
@@ -43,12 +44,13 @@ from kptool.train.loop import build_optimizer
 
 PRESETS = ("skeleton-merger", "skeleton-mutual")
 EMBED_PRESETS = ("embed-pointnet", "embed-pointnet2", "embed-dgcnn")
+PRETRAIN_PRESETS = ("parae-pointnet", "parae-dgcnn", "jigsaw-pointnet", "jigsaw-dgcnn")   # paper 003
 # Paper 001 (--family shape-basis): its authors' settings are the reference configuration,
 # B = 32 clouds of 1600 points, 14 nodes (their README's training command).
 SHAPE_BASIS_PRESETS = ("symmetric-basis", "symmetric-basis-deform", "symmetric-basis-nosym", "usip")
 # family: (presets, batch, points, keypoints; None = the preset's own model section)
 FAMILIES = {"skeleton": (PRESETS, 8, 2048, 10), "shape-basis": (SHAPE_BASIS_PRESETS, 32, 1600, 14),
-            "embed": (EMBED_PRESETS, 4, 2048, None)}
+            "embed": (EMBED_PRESETS, 4, 2048, None), "pretrain": (PRETRAIN_PRESETS, 16, 1024, None)}
 
 
 def structured_clouds(batch: int, points: int, seed: int = 0) -> torch.Tensor:
@@ -235,8 +237,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", default="skeleton", choices=list(FAMILIES),
                     help="presets timed together: skeleton (B 8, N 2048, k 10), shape-basis (paper 001: "
-                         "B 32, N 1600, 14 nodes) or embed (paper 002: B 4); --batch/--points/--keypoints override")
-    ap.add_argument("--preset", default=None, choices=PRESETS + SHAPE_BASIS_PRESETS + EMBED_PRESETS,
+                         "B 32, N 1600, 14 nodes) embed (paper 002: B 4) or pretrain (paper 003: B 16, N 1024); --batch/--points/--keypoints override")
+    ap.add_argument("--preset", default=None,
+                    choices=PRESETS + SHAPE_BASIS_PRESETS + EMBED_PRESETS + PRETRAIN_PRESETS,
                     help="preset whose median is printed last as seconds_per_step= (default: the family's "
                          "skeleton-mutual, or its first)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")

@@ -7,7 +7,8 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import detect, embed_db, eval as eval_cmd, info, listing, prepare, register, render, svm, train
+from kptool.cli import (detect, embed_db, eval as eval_cmd, features, info, listing, prepare, register, render,
+                        svm, train)
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -25,6 +26,7 @@ app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
 app.command("embed-db")(embed_db.embed_db)
+app.command("features")(features.features)
 app.command("register")(register.register)
 app.command("info")(info.info)
 app.command("list")(listing.list_entries)

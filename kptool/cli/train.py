@@ -12,7 +12,7 @@ from kptool.errors import KptoolError
 
 # CLI flags that are shorthands for config keys.
 FLAG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
-             "keypoints": "model.num_keypoints", "seed": "train.seed"}
+             "keypoints": "model.num_keypoints", "seed": "train.seed", "init": "train.init"}
 
 
 def train(
@@ -26,6 +26,8 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="Sets train.lr."),
     keypoints: Optional[int] = typer.Option(None, "--keypoints", "-k", help="Sets model.num_keypoints."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sets train.seed."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Sets train.init: start the backbone from this "
+                                        "pre-training run or checkpoint."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any config key: section.key=value "
                                              "(value read as YAML); repeatable."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -41,7 +43,8 @@ def train(
     from kptool.train.config import resolve_config   # no torch yet: config errors come fast
 
     overrides = list(set_ or [])
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "keypoints": keypoints, "seed": seed}
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "keypoints": keypoints, "seed": seed,
+             "init": init}
     overrides += [f"{FLAG_KEYS[k]}={v}" for k, v in flags.items() if v is not None]
     if resume:
         if force:

@@ -219,6 +219,16 @@ class PreparedDataset:
     def has_mesh(self) -> bool:
         return any(r.get("has_mesh", False) for r in self.records)
 
+    def only(self, ids) -> "PreparedDataset":
+        """This view restricted to the shapes whose ids are in ``ids`` (this view's order kept)."""
+        import copy
+
+        view = copy.copy(self)
+        wanted = set(ids)
+        view.records = [r for r in self.records if r["id"] in wanted]
+        view._position = {r["id"]: i for i, r in enumerate(view.records)}
+        return view
+
     def index_of(self, shape_id: str) -> int:
         """Position of a shape id in this view; ``KeyError`` when it is not in it."""
         return self._position[shape_id]

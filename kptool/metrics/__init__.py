@@ -29,5 +29,6 @@ from kptool.metrics.registry import METRICS, EvalContext, Metric, build_metric, 
 from kptool.metrics import registered as _registered  # noqa: E402,F401  (registers das, miou, ...)
 from kptool.metrics import mge_metric as _mge_metric  # noqa: E402,F401  (registers mge)
 from kptool.metrics import shape_properties as _shape_properties  # noqa: E402,F401  (coverage, ..., registration)
+from kptool.metrics import classification as _classification, probe as _probe  # noqa: E402,F401  (class-accuracy, svm-cv)
 
 __all__ += ["METRICS", "Metric", "EvalContext", "build_metric", "register_metric"]

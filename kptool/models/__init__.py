@@ -9,10 +9,13 @@ See docs/architecture.md and docs/models.md.
 from kptool.models.base import BATCH_FIELDS, OUTPUT_KINDS, Model
 from kptool.models.registry import MODELS, build_model, register_model, upgrade_model_config
 from kptool.models.embedding import DenseEmbedding
+from kptool.models.classifier import ShapeClassifier
+from kptool.models.pretext import PointPretext
 from kptool.models.skeleton_merger import SkeletonMerger
 from kptool.models.skeleton_mutual import SkeletonMutual
 from kptool.models.symmetric_basis import SymmetricBasisKeypoints
 from kptool.models.usip import USIPKeypoints
 
 __all__ = ["MODELS", "Model", "BATCH_FIELDS", "OUTPUT_KINDS", "build_model", "register_model", "upgrade_model_config",
-           "SkeletonMerger", "SkeletonMutual", "DenseEmbedding", "SymmetricBasisKeypoints", "USIPKeypoints"]
+           "SkeletonMerger", "SkeletonMutual", "DenseEmbedding", "SymmetricBasisKeypoints", "USIPKeypoints",
+           "PointPretext", "ShapeClassifier"]

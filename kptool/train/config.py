@@ -65,6 +65,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "best": {"metric": "das", "mode": "max"},
     "keep_every": 0,            # also keep checkpoints/epoch-NNN.pt every N epochs; 0 = last + best only
     "num_workers": 0,           # DataLoader worker processes
+    "init": None,               # a run or checkpoint whose backbone weights the model starts from (fine-tuning)
+    "label_fraction": 1.0,      # train on this class-stratified, seeded fraction of the train split
 }
 DATA_DEFAULTS: dict[str, Any] = {"points": 2048}
 MAX_EPOCHS = 1_000_000   # more is a typo (1e40), not a plan
@@ -253,6 +255,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     train["optimizer"] = _check_choice("train", "optimizer", str(train["optimizer"]).lower(), OPTIMIZERS)
     train["scheduler"] = _check_choice("train", "scheduler", str(train["scheduler"]).lower(), SCHEDULERS)
     train["val_metrics"], train["best"] = _validation(train)
+    if train["init"] is not None:
+        train["init"] = str(train["init"])
+    train["label_fraction"] = _number("train", "label_fraction", train["label_fraction"], float, minimum=0)
     train["val_split"] = _check_choice("train", "val_split", train["val_split"], ("train", "val", "test"))
     train["optimizer_options"] = _options("train", "optimizer_options", train["optimizer_options"])
     train["scheduler_options"] = _options("train", "scheduler_options", train["scheduler_options"])

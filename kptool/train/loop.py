@@ -41,6 +41,7 @@ from kptool.train.checkpoint import (CHECKPOINT_FORMAT, VERSION, load_checkpoint
 from kptool.train.checks import (check_batch_size, check_model_fits_data, check_optimizer_and_scheduler,
                                  check_resumable, check_shapes)
 from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config, validate_config
+from kptool.train.finetune import init_backbone, label_subset
 from kptool.train.sampler import epoch_batches
 from kptool.train.validation import validate
 
@@ -215,7 +216,7 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         if data_dir is None:
             raise KptoolError("no prepared dataset given (--data)")
         tcfg = config["train"]
-        train_set = PreparedDataset(data_dir, "train")
+        train_set = label_subset(PreparedDataset(data_dir, "train"), tcfg["label_fraction"], tcfg["seed"])
         if len(train_set) < 2:
             raise InputError(data_dir, f"the train split has {len(train_set)} shapes; training needs at least 2")
         _check_points(train_set, config["data"]["points"])
@@ -236,6 +237,9 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
             if state is None:
                 raise
             raise InputError(ckpt_dir / "last.pt", f"its model cannot be built ({e})") from None
+        if tcfg["init"] and state is None:
+            copied = init_backbone(model, tcfg["init"])
+            say_main(f"backbone initialised from {tcfg['init']} ({copied} tensors)")
         check_batch_size(tcfg, model)
         check_model_fits_data(model, config)
         for split_set in (train_set, val_set):
