@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from kptool.errors import KptoolError
-from kptool.viz.plots import AZIMUTH, ELEVATION, _save, keypoint_colors, plt
+from kptool.viz.plots import ELEVATION, _save, frame_axes, keypoint_colors, plt
 
 
 def embedding_colors(embeddings: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -39,19 +39,6 @@ def embedding_colors(embeddings: Sequence[np.ndarray]) -> list[np.ndarray]:
     return np.split(rgb, np.cumsum([len(a) for a in arrays])[:-1])
 
 
-def _frame_axes(ax, points: np.ndarray, title: str | None) -> None:
-    centre = (points.max(axis=0) + points.min(axis=0)) / 2
-    half = max(float((points.max(axis=0) - points.min(axis=0)).max()) / 2, 1e-9)
-    ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[2] - half, centre[2] + half)
-    ax.set_zlim(centre[1] - half, centre[1] + half)
-    ax.set_box_aspect((1, 1, 1), zoom=1.3)
-    ax.view_init(elev=ELEVATION, azim=AZIMUTH)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-
-
 def plot_embeddings(shapes: Sequence[np.ndarray], embeddings: Sequence[np.ndarray], path: str | os.PathLike,
                     cols: int = 4, titles: Sequence[str] | None = None) -> Path:
     """A grid of ``(N_i, 3)`` shapes coloured by their ``(N_i, D)`` embeddings (shared projection); a PNG."""
@@ -67,7 +54,7 @@ def plot_embeddings(shapes: Sequence[np.ndarray], embeddings: Sequence[np.ndarra
         ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
         p = np.asarray(p, dtype=np.float64)
         ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=3.0, c=c, depthshade=False, linewidths=0)
-        _frame_axes(ax, p, None if titles is None else titles[i])
+        frame_axes(ax, p, None if titles is None else titles[i])
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0.0, hspace=0.08)
     return _save(fig, path)
 
@@ -98,7 +85,7 @@ def plot_correspondences(source: np.ndarray, target: np.ndarray, source_embeddin
         ax.plot([a[i, 0], b[j, 0]], [a[i, 2], b[j, 2]], [a[i, 1], b[j, 1]], color=colour, lw=1.2)
         ax.scatter([a[i, 0], b[j, 0]], [a[i, 2], b[j, 2]], [a[i, 1], b[j, 1]], s=25, color=colour,
                    edgecolors="black", linewidths=0.5, depthshade=False)
-    _frame_axes(ax, np.concatenate([a, b]), None if titles is None else f"{titles[0]}  ->  {titles[1]}")
+    frame_axes(ax, np.concatenate([a, b]), None if titles is None else f"{titles[0]}  ->  {titles[1]}")
     both = np.concatenate([a, b])
     lo, hi = both.min(axis=0), both.max(axis=0)
     ax.set_xlim(lo[0], hi[0])

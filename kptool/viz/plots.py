@@ -156,3 +156,17 @@ def plot_training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: 
         fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def frame_axes(ax, points: np.ndarray, title: str | None) -> None:
+    """A 3D axes around ``points`` (y up on screen), equal aspect, kptool's view angle, no axes."""
+    centre = (points.max(axis=0) + points.min(axis=0)) / 2
+    half = max(float((points.max(axis=0) - points.min(axis=0)).max()) / 2, 1e-9)
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[2] - half, centre[2] + half)
+    ax.set_zlim(centre[1] - half, centre[1] + half)
+    ax.set_box_aspect((1, 1, 1), zoom=1.3)
+    ax.view_init(elev=ELEVATION, azim=AZIMUTH)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)

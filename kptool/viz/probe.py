@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from kptool.errors import KptoolError
-from kptool.viz.plots import AZIMUTH, ELEVATION, _save, keypoint_colors, plt
+from kptool.viz.plots import _save, frame_axes, keypoint_colors, plt
 
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | os.PathLike,
@@ -80,16 +80,7 @@ def _draw_mixture(ax, points: np.ndarray, weights: np.ndarray, means: np.ndarray
         if weights[c] >= min_weight:
             e = ellipsoid_surface(means[c], covariances[c])
             ax.plot_surface(e[..., 0], e[..., 2], e[..., 1], color=colours[c], alpha=0.35, linewidth=0, shade=True)
-    centre = (p.max(0) + p.min(0)) / 2
-    half = max(float((p.max(0) - p.min(0)).max()) / 2, 1e-9)
-    ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[2] - half, centre[2] + half)
-    ax.set_zlim(centre[1] - half, centre[1] + half)
-    ax.set_box_aspect((1, 1, 1), zoom=1.3)
-    ax.view_init(elev=ELEVATION, azim=AZIMUTH)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
+    frame_axes(ax, p, title)
 
 
 def plot_mixtures(clouds: Sequence[np.ndarray], mixtures: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
