@@ -230,3 +230,15 @@ def test_pointnet2_embeddings_learn_identical_parts_at_different_places():
         keypoints = model.predict({"points": test_points})["keypoints"]          # (8, 4, 3), set-id order
     left = keypoints[..., 0] < 0
     assert left[:, [0, 2]].all() and not left[:, [1, 3]].any()
+
+
+def test_training_without_the_set_distances_says_what_to_run_and_leaves_no_run_behind(tmp_path, capsys):
+    data, out = tmp_path / "mugs", tmp_path / "run"
+    assert main(["prepare", "synthetic", "-c", "mug", "-n", "4", "--points", "384", "--splits", "0.5,0.25,0.25",
+                 "-o", str(data), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--preset", "embed-pointnet", "--data", str(data), "--out", str(out), "--set",
+                 "data.points=384", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "set_distances" in err and f"kptool prepare geodesics {data}" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())      # so the same command works once the data is ready
