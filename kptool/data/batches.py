@@ -48,6 +48,14 @@ def check_field(name: str, where: str) -> str:
     raise KptoolError(f"{where}: unknown batch field {name!r} (known: {', '.join(BATCH_FIELDS)}, extras/<name>)")
 
 
+def _how_to_add(extra: str, root) -> str:
+    """The command that writes the tables ``extra`` (a clause for an error message), or ''."""
+    from kptool.data.correspondences import SET_TABLE
+    from kptool.data.geodesics import KEYPOINT_TABLE
+
+    return f" (run `kptool prepare geodesics {root}` first)" if extra in (SET_TABLE, KEYPOINT_TABLE) else ""
+
+
 class TorchShapes:
     """A ``torch.utils.data.Dataset`` of the given fields of a :class:`~kptool.data.prepared.PreparedDataset`.
 
@@ -61,7 +69,8 @@ class TorchShapes:
         self.fields = tuple(check_field(f, "batch") for f in dict.fromkeys(fields))
         for f in self.fields:
             if f.startswith(EXTRA_PREFIX) and f[len(EXTRA_PREFIX):] not in dataset.manifest.get("extras", {}):
-                raise InputError(dataset.root, f"has no '{f[len(EXTRA_PREFIX):]}' tables, which field {f!r} needs")
+                raise InputError(dataset.root, f"has no '{f[len(EXTRA_PREFIX):]}' tables, which field {f!r} needs"
+                                               f"{_how_to_add(f[len(EXTRA_PREFIX):], dataset.root)}")
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -1,7 +1,10 @@
 """Dense semantic embeddings learned from correspondence sets (paper 002, CorresPondenceNet).
 
 A shared point-cloud backbone (``backbone:`` section: PointNet, PointNet++ or DGCNN)
-gives per-point features; a linear layer maps them to ``dim``-d embeddings (128 in the
+gives per-point features (a backbone with ``in_channels`` gets the coordinates as point
+features too, :func:`~kptool.models.backbones.common.coordinate_features`: PointNet++'s
+set abstraction sees only offsets to its centres, and an embedding must tell apart
+points whose neighbourhoods look alike, such as a chair's left and right legs); a linear layer maps them to ``dim``-d embeddings (128 in the
 paper), not normalised. Training reads every annotated point of every shape of a batch,
 labelled by its correspondence set (``keypoint_ids``), and the set-distance rows
 ``extras/set_distances`` that ``kptool prepare geodesics`` writes, and minimises the
@@ -29,6 +32,7 @@ from kptool.data.correspondences import SET_TABLE
 from kptool.errors import KptoolError
 from kptool.losses import LOSSES
 from kptool.models.backbones import BACKBONES
+from kptool.models.backbones.common import coordinate_features
 from kptool.models.base import Model
 from kptool.models.registry import register_model
 
@@ -48,6 +52,9 @@ class DenseEmbedding(Model):
             raise KptoolError(f"model.dim must be at least 1, got {dim}")
         self.dim = int(dim)
         self.backbone = BACKBONES.build(backbone or {"name": "pointnet"})
+        if self.backbone.in_channels % 3:
+            raise KptoolError(f"model.backbone.in_channels must be 0 or a multiple of 3 (the coordinates as point "
+                              f"features), got {self.backbone.in_channels}")
         self.head = nn.Linear(self.backbone.out_channels, self.dim)
         self.loss = LOSSES.build(loss or {"name": "geodesic-consistency"})
         self.register_buffer("database_ids", torch.zeros(0, dtype=torch.int64))
@@ -64,7 +71,7 @@ class DenseEmbedding(Model):
 
     def embed(self, points: torch.Tensor) -> torch.Tensor:
         """``(B, N, 3)`` points -> ``(B, N, dim)`` embeddings."""
-        per_point, _ = self.backbone(points, None)
+        per_point, _ = self.backbone(points, coordinate_features(points, self.backbone.in_channels))
         return self.head(per_point)
 
     def infer(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

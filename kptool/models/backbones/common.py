@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from kptool.errors import KptoolError
 from kptool.models.backbones.pooled_norm import bn_relu, pooled_bn_relu
 
 
@@ -64,6 +65,22 @@ def check_inputs(xyz: torch.Tensor, features: torch.Tensor | None, in_channels: 
     elif features is None or features.shape != (*xyz.shape[:-1], in_channels):
         got = None if features is None else tuple(features.shape)
         raise ValueError(f"features must be (B, N, {in_channels}) with xyz's B and N, got {got}")
+
+
+def coordinate_features(xyz: torch.Tensor, in_channels: int) -> torch.Tensor | None:
+    """The point features a model without other per-point data gives a backbone: its coordinates.
+
+    ``(B, N, 3)`` -> ``(B, N, in_channels)``, the coordinates repeated ``in_channels / 3``
+    times (Skeleton Merger's 9 channels are three copies), or None when the backbone
+    takes none. PointNet++ needs them: its set abstraction sees only offsets to the
+    centres, so without them nothing tells it where on the shape a point is.
+    """
+    if in_channels == 0:
+        return None
+    if in_channels % 3:
+        raise KptoolError(f"backbone in_channels must be 0 or a multiple of 3 (coordinates as point features), "
+                          f"got {in_channels}")
+    return xyz.repeat(1, 1, in_channels // 3)
 
 
 def point_inputs(xyz: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
