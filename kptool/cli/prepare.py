@@ -102,7 +102,7 @@ def _register() -> None:
     _dataset_command("shapenet-part", sources.ShapeNetPartSource,
                      "ShapeNet-Part clouds with part labels (official splits when present).")
     _dataset_command("modelnet", sources.ModelNetSource,
-                     "ModelNet10/40 .off meshes (z-up; official train/test).", category_required=False,
+                     "ModelNet10/40 .off meshes, labelled by class folder (z-up; official train/test).", category_required=False,
                      default_up="z")
     _dataset_command("class-folders", class_sources.ClassFolderSource,
                      "A folder with one subfolder per class (<class>/[train|val|test/]<file>); shapes are labelled "
@@ -135,7 +135,7 @@ def folder(
 
 @app.command("combine")
 def combine(
-    inputs: list[Path] = typer.Argument(..., help="Two or more prepared dataset folders."),
+    inputs: list[Path] = typer.Argument(..., metavar="DATA", help="Two or more prepared dataset folders."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: a new prepared dataset."),
     prefix: bool = typer.Option(False, "--prefix", help="Put each input's folder name before its shape ids "
                                 "(when the inputs share ids, e.g. two built-in sets)."),
