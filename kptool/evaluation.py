@@ -115,7 +115,8 @@ def evaluate(data: str | os.PathLike | Any, predictions: str | os.PathLike | Any
         runs = [m for m in objects if ((detector is not None) if m.redetects else (m.kind in predicted))]
         out_dir = check_output_folder(Path(out), [n for m in runs for n in m.file_names()], force)
 
-    ctx = EvalContext(dataset, shapes, predicted, detector, say)
+    ctx = EvalContext(dataset, shapes, predicted, detector, say,
+                      class_names=getattr(predictions, "class_names", None))
     report = Report(str(root), split, len(shapes), None if pred_path is None else str(pred_path),
                     predictions.method if predictions is not None else getattr(detector, "name", None),
                     predictions.kind if predictions is not None else "keypoints")

@@ -25,9 +25,16 @@ def info(
     t.add_column(style="bold")
     t.add_column()
     src = s["source"]
-    t.add_row("source", ", ".join(f"{k}={v}" for k, v in src.items() if k != "root") + (f"\n{src['root']}" if "root" in src else ""))
+    if src.get("kind") == "combined":   # kptool prepare combine
+        t.add_row("source", "combined: " + " + ".join(f"{Path(i['root']).name} ({i['kind']}, {i['shapes']})"
+                                                      for i in src.get("inputs", [])))
+    else:
+        t.add_row("source", ", ".join(f"{k}={v}" for k, v in src.items() if k != "root")
+                  + (f"\n{src['root']}" if "root" in src else ""))
     c = s["counts"]
     t.add_row("shapes", f"{c['total']} (train {c['train']}, val {c['val']}, test {c['test']})")
+    if s["classes"]:
+        t.add_row("classes", f"{len(s['classes'])}: " + ", ".join(f"{k} {v}" for k, v in s["classes"].items()))
     t.add_row("points per shape", ", ".join(map(str, s["points_per_shape"])))
     k = s["keypoints_per_shape"]
     if k and k["max"]:

@@ -102,7 +102,7 @@ def _register() -> None:
     _dataset_command("shapenet-part", sources.ShapeNetPartSource,
                      "ShapeNet-Part clouds with part labels (official splits when present).")
     _dataset_command("modelnet", sources.ModelNetSource,
-                     "ModelNet10/40 .off meshes (z-up; official train/test).", category_required=False,
+                     "ModelNet10/40 .off meshes, labelled by class folder (z-up; official train/test).", category_required=False,
                      default_up="z")
     _dataset_command("class-folders", class_sources.ClassFolderSource,
                      "A folder with one subfolder per class (<class>/[train|val|test/]<file>); shapes are labelled "
@@ -131,6 +131,30 @@ def folder(
 
     source = FolderSource(str(root), category, None if correspondences is None else str(correspondences))
     _run(source, out, points, normalize, up, seed, splits, workers, strict, force, quiet, as_json)
+
+
+@app.command("combine")
+def combine(
+    inputs: list[Path] = typer.Argument(..., metavar="DATA", help="Two or more prepared dataset folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: a new prepared dataset."),
+    prefix: bool = typer.Option(False, "--prefix", help="Put each input's folder name before its shape ids "
+                                "(when the inputs share ids, e.g. two built-in sets)."),
+    force: bool = typer.Option(False, "--force", help="Replace a combined set in --out made from other inputs."),
+    quiet: bool = QUIET, as_json: bool = JSON,
+) -> None:
+    """Combine prepared datasets into one (same frame and points; ids, splits and class labels kept).
+
+    Shape files are hard-linked (else copied); e.g. pre-training on the built-in categories
+    and the furniture set: kptool prepare combine data/builtin data/furniture --out data/pretrain"""
+    from kptool.data.combine import combine_datasets
+
+    summary = combine_datasets(inputs, out, prefix=prefix, force=force)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    c = summary.counts
+    parts = ", ".join(f"{Path(i['root']).name} {i['shapes']}" for i in summary.inputs)
+    info(f"combined {len(summary.inputs)} datasets ({parts} shapes) into {out}: train {c['train']}, val {c['val']}, test {c['test']}; {len(summary.classes)} classes", quiet)
 
 
 @app.command("geodesics")

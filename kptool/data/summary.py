@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,9 @@ def summarize(root: str | os.PathLike) -> dict[str, Any]:
         "source": m.get("source", {}),
         "category": m.get("category"),
         "counts": {s: sum(r["split"] == s for r in shapes) for s in SPLITS} | {"total": len(shapes)},
+        # class label -> shapes (labelled sets: furniture, class folders, pooled built-in categories)
+        "classes": dict(sorted(Counter(r.get("category") or m.get("category") for r in shapes
+                                       if r.get("category") or m.get("category")).items())),
         "points_per_shape": sorted({r["num_points"] for r in shapes}),
         "keypoints_per_shape": {"min": int(kp.min()), "mean": round(float(kp.mean()), 2), "max": int(kp.max())}
         if len(kp) else None,

@@ -177,7 +177,8 @@ def detect_dataset(detector: Detector, root: str | os.PathLike, split: str = "te
 
             found = predict_dataset(model, dataset, detector.device, detector.batch_size)[kind]
         return Predictions(arrays=found, kind=kind, method=detector.name, frame="prepared",
-                           dataset=str(Path(root).resolve()), split=split)
+                           dataset=str(Path(root).resolve()), split=split,
+                           class_names=getattr(model, "class_names", None) if kind == "class_logits" else None)
     shapes = list(dataset)
     if model is not None and model.details:
         # keypoints and the per-shape details (symmetry plane, nodes...) the model predicts beside them

@@ -13,11 +13,13 @@ arrays in an NPZ file beside it (``p.json`` -> ``p.npz``)::
       "dataset": "/path/to/prepared",       # informational
       "split": "test",
       "keypoint_ids": [0, 3, ...],          # optional: semantic id of each ordered keypoint slot
+      "class_names": ["bed", "chair", ...], # class_logits: the class of each score (the model's classes)
       "arrays": "p.npz",                    # array kinds: the NPZ beside this file
       "shapes": [{"id": "<shape id>", "keypoints": [[x, y, z], ...], "scores": [...],    # keypoints
                   "details": {"<name>": [...], ...}},                                     # optional
                  {"id": "<shape id>", "keypoints": [[u, v], ...], "visible": [...]},     # keypoints_2d
-                 {"id": "<shape id>", "array": "a0"}]                                     # array kinds
+                 {"id": "<shape id>", "array": "a0"},                                     # array kinds
+                 {"id": "<shape id>", "array": "a1", "class": "chair"}]                   # class_logits: argmax
     }
 
 Keypoint records may carry ``details``: further per-shape results of the method, named
@@ -81,6 +83,7 @@ class Predictions:
     visible: dict[str, np.ndarray] = field(default_factory=dict)
     keypoint_ids: list[int] | None = None    # ordered keypoints: the semantic id of each slot, when known
     details: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    class_names: list[str] | None = None      # class_logits: the class of each score, when known
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -119,6 +122,10 @@ def predictions_json(preds: Predictions, arrays_file: str | None = None) -> str:
             raise KptoolError(f"{preds.kind} predictions keep their arrays in an NPZ file: give an output file")
         doc["arrays"] = arrays_file
         doc["shapes"] = [{"id": sid, "array": f"a{i}"} for i, sid in enumerate(preds.arrays)]
+        if preds.class_names is not None:
+            doc["class_names"] = [str(n) for n in preds.class_names]
+            for rec, scores in zip(doc["shapes"], preds.arrays.values()):
+                rec["class"] = doc["class_names"][int(np.argmax(scores))]
         return json.dumps(doc)
     for sid, kp in preds.keypoints.items():
         rec = {"id": sid, "keypoints": np.asarray(kp, dtype=float).round(7).tolist()}
@@ -202,7 +209,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                   dataset=str(doc.get("dataset", "")), split=str(doc.get("split", "")), kind=kind,
                   keypoint_ids=slot_ids)
     if kind not in INLINE:
-        return Predictions(arrays=_load_arrays(p, doc, shapes), **common)
+        return Predictions(arrays=_load_arrays(p, doc, shapes), class_names=_class_names(p, doc), **common)
     dim = 3 if kind == "keypoints" else 2
     kps: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
@@ -226,6 +233,17 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
         if "details" in rec:
             details[sid] = _details(p, sid, rec["details"])
     return Predictions(kps, scores=scores, visible=visible, details=details, **common)
+
+
+def _class_names(p: Path, doc: dict) -> list[str] | None:
+    """``class_names`` of a class_logits file: distinct strings, one per score of every shape (checked later)."""
+    names = doc.get("class_names")
+    if names is None:
+        return None
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+            and len(set(names)) == len(names)):
+        raise InputError(p, '"class_names" must be a list of distinct class names')
+    return names
 
 
 def _details(p: Path, sid: str, raw) -> dict[str, np.ndarray]:

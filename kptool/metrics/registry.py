@@ -39,6 +39,8 @@ class EvalContext:
             float64 in the prepared frame; ``point_logits`` ``(N, J)``; ...).
         detector: a :class:`~kptool.detect.Detector` for metrics that detect again, or None.
         log: called with progress messages.
+        class_names: the class of each ``class_logits`` score (the predicting model's), or None
+            (then the dataset's class list).
     """
 
     dataset: Any
@@ -46,6 +48,7 @@ class EvalContext:
     predicted: dict[str, list[np.ndarray]] = field(default_factory=dict)
     detector: Any = None
     log: Callable[[str], None] = lambda message: None
+    class_names: list[str] | None = None
 
     def of_kind(self, kind: str, metric: str) -> list[np.ndarray]:
         if kind not in self.predicted:

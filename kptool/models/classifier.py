@@ -4,6 +4,11 @@ The backbone (``backbone:``) max-pools a global feature; an MLP with BatchNorm, 
 dropout (PointNet's classification head: 512, 256) maps it to class logits, trained with
 cross-entropy against the dataset's class labels (docs/formats.md, "Class labels").
 ``train.init: RUN`` starts the backbone from a pre-training run (``kptool train --init``).
+
+``num_classes: auto`` (the presets) takes the number of classes from the training data;
+``kptool train`` then records the data's class names in ``model.class_names`` (and so in
+every checkpoint's config), so predictions can name their classes
+(:mod:`kptool.train.classes`).
 """
 
 from __future__ import annotations
@@ -27,12 +32,23 @@ class ShapeClassifier(Model):
     inputs = ("points", "class_label")
     outputs = ("class_logits", "global_features")
 
-    def __init__(self, num_classes: int = 10, backbone: Mapping[str, Any] | None = None,
-                 widths: Sequence[int] = (512, 256), dropout: float = 0.5):
+    def __init__(self, num_classes: int | str = "auto", backbone: Mapping[str, Any] | None = None,
+                 widths: Sequence[int] = (512, 256), dropout: float = 0.5,
+                 class_names: Sequence[str] | None = None):
         super().__init__()
-        if int(num_classes) < 2:
-            raise KptoolError(f"classifier: num_classes must be at least 2, got {num_classes}")
+        if num_classes == "auto":
+            if not class_names:
+                raise KptoolError("classifier: model.num_classes is auto, which `kptool train` sets from the "
+                                  "training data; elsewhere give a number (--set model.num_classes=N)")
+            num_classes = len(class_names)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise KptoolError(f"classifier: model.num_classes must be auto or an integer of at least 2, "
+                              f"got {num_classes!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise KptoolError(f"classifier: {len(class_names)} class_names for num_classes={num_classes}")
         self.num_classes = int(num_classes)
+        # the training data's class names, index = logit (None: a model built without data)
+        self.class_names = None if class_names is None else [str(n) for n in class_names]
         self.backbone = BACKBONES.build(dict(backbone or {"name": "pointnet"}))
         layers: list[nn.Module] = []
         width = self.backbone.global_channels
@@ -49,7 +65,7 @@ class ShapeClassifier(Model):
         labels = batch["class_label"]
         if int(labels.max()) >= self.num_classes:
             raise KptoolError(f"the dataset has class label {int(labels.max())} but the model has num_classes="
-                              f"{self.num_classes} (set --set model.num_classes=<the number of classes>)")
+                              f"{self.num_classes} (leave model.num_classes at auto)")
         logits = self.infer(batch)["class_logits"]
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(-1) == labels).float().mean()

@@ -38,6 +38,7 @@ from kptool.io.atomic import write_text
 from kptool.train import distributed as dd
 from kptool.train.checkpoint import (CHECKPOINT_FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint,
                                      set_rng_state)
+from kptool.train.classes import fit_classes
 from kptool.train.checks import (check_batch_size, check_model_fits_data, check_optimizer_and_scheduler,
                                  check_resumable, check_shapes)
 from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config, validate_config
@@ -220,6 +221,8 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         if len(train_set) < 2:
             raise InputError(data_dir, f"the train split has {len(train_set)} shapes; training needs at least 2")
         _check_points(train_set, config["data"]["points"])
+        # a classifier's classes come from the data (and are recorded in the config it saves)
+        config = {**config, "model": fit_classes(config["model"], train_set)}
         val_set = None
         if tcfg["val_every"] > 0:
             val_set = PreparedDataset(data_dir, tcfg["val_split"])

@@ -43,7 +43,8 @@ def metric_values(model: nn.Module, dataset, device: torch.device, batch_size: i
         return {}
     shapes = list(dataset)
     predicted = predict_dataset(model, dataset, device, batch_size)
-    ctx = EvalContext(dataset, shapes, {k: [v[s.id] for s in shapes] for k, v in predicted.items()})
+    ctx = EvalContext(dataset, shapes, {k: [v[s.id] for s in shapes] for k, v in predicted.items()},
+                      class_names=getattr(model, "class_names", None))
     out: dict[str, float] = {}
     for m in metrics:
         try:
