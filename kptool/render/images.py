@@ -15,6 +15,7 @@ keypoints follow (pixel centres at integer coordinates: ``u' = (u + 1/2) s'/s - 
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -76,6 +77,14 @@ def read_render_manifest(root: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
+def resize_rgb(images, size: int):
+    """``(N, 3, H, W)`` float tensor -> ``(N, 3, size, size)``: antialiased bilinear (area-weighted when
+    shrinking), clamped to [0, 1]; how every image is resized for a model (datasets and predictors)."""
+    import torch.nn.functional as F
+
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+
+
 def _resize(array: np.ndarray, size: int, mode: str):
     """``(C, S, S)`` -> ``(C, size, size)`` torch float tensor."""
     import torch
@@ -83,7 +92,7 @@ def _resize(array: np.ndarray, size: int, mode: str):
 
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
     if mode == "image":
-        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+        return resize_rgb(x, size)[0]
     if mode == "area":
         return F.interpolate(x, size=(size, size), mode="area")[0]
     return F.interpolate(x, size=(size, size), mode="nearest-exact")[0]
@@ -135,6 +144,31 @@ class RenderedImages:
             raise ValueError(f"shape {shape_id!r} has {self.records[s]['views']} views, not a view {view}")
         return self.items.index((s, view))
 
+    def torch_dataset(self, fields: Sequence[str]) -> "RenderedImages":
+        """The same views holding only ``fields`` (what the training loop and validation ask for)."""
+        unknown = [f for f in fields if f not in FIELDS]
+        if unknown:
+            raise InputError(self.root, f"is a rendered image dataset; it has no {', '.join(map(repr, unknown))} "
+                                        f"(image fields: {', '.join(FIELDS)})")
+        out = copy.copy(self)
+        out.fields = tuple(dict.fromkeys(fields))
+        return out
+
+    def check(self) -> None:
+        """Every shape's views file is readable with all its views and every image file exists (InputError
+        naming the first that is not): a broken file fails before training, not in the middle of an epoch."""
+        for rec in self.records:
+            path = safe_join(self.root, rec["file"])
+            if not path.is_file():
+                raise InputError(path, f"missing views file of shape {rec['id']!r} (re-run `kptool render`)")
+            views = len(read_npz(path, ("azimuth",)).get("azimuth", ()))
+            if views != rec["views"]:
+                raise InputError(path, f"has {views} cameras, the manifest says {rec['views']} views")
+            for v in range(rec["views"]):
+                image = safe_join(self.root, rgb_file(rec["id"], v))
+                if not image.is_file():
+                    raise InputError(image, f"missing rendered image of shape {rec['id']!r}")
+
     def read_image(self, shape_id: str, view: int) -> np.ndarray:
         """``(S, S, 3)`` uint8 RGB of a view as rendered; InputError naming the file."""
         from PIL import Image, UnidentifiedImageError
@@ -178,7 +212,7 @@ class RenderedImages:
         for f in self.fields:
             if f == "image":
                 rgb = self.read_image(rec["id"], view).transpose(2, 0, 1).astype(np.float32) / 255.0
-                item[f] = _resize(rgb, self.size, "image").clamp_(0, 1) if resize else torch.from_numpy(rgb)
+                item[f] = _resize(rgb, self.size, "image") if resize else torch.from_numpy(rgb)
             elif f == "silhouette":
                 sil = arrays["silhouette"][view][None]
                 item[f] = (_resize(sil, self.size, "area")[0] >= 0.5) if resize else torch.from_numpy(sil[0].copy())
