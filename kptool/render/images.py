@@ -133,10 +133,6 @@ class RenderedImages:
     def ids(self) -> list[str]:
         return [r["id"] for r in self.records]
 
-    @property
-    def category(self) -> str | None:
-        return self.manifest.get("category")
-
     def index_of(self, shape_id: str, view: int) -> int:
         """The item index of a shape's view (ValueError when absent)."""
         s = self.ids.index(shape_id)
