@@ -150,6 +150,12 @@ class RenderedImages:
         out.fields = tuple(dict.fromkeys(fields))
         return out
 
+    def select(self, indices: Sequence[int]) -> "RenderedImages":
+        """The views at ``indices`` (item numbers of this dataset), in that order."""
+        out = copy.copy(self)
+        out.items = [self.items[int(i)] for i in indices]
+        return out
+
     def check(self) -> None:
         """Every shape's views file is readable with all its views and every image file exists (InputError
         naming the first that is not): a broken file fails before training, not in the middle of an epoch."""
