@@ -123,12 +123,21 @@ def _check_run_folder(out: Path, force: bool) -> list[Path]:
 
 
 def _check_points(dataset: PreparedDataset, points: int) -> None:
+    if not isinstance(dataset, PreparedDataset):
+        return      # rendered views: images, no point clouds
     counts = {r.get("num_points") for r in dataset.records}
     if counts != {points}:
         found = ", ".join(str(c) for c in sorted(c for c in counts if c is not None))
         raise InputError(dataset.root, f"{dataset.split} shapes have {found} points but the config trains on "
                                        f"data.points={points} (prepare with --points {points}, "
                                        f"or --set data.points=...)")
+
+
+def _open_split(data_dir, split: str):
+    """A split of the training data: a prepared dataset, or the views of a rendered one (``kptool render``)."""
+    from kptool.reconstruct.views import RenderedViews, is_renders
+
+    return RenderedViews(data_dir, split) if is_renders(data_dir) else PreparedDataset(data_dir, split)
 
 
 def _is_better(value: float, best: dict[str, Any] | None, mode: str) -> bool:
@@ -216,13 +225,13 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         if data_dir is None:
             raise KptoolError("no prepared dataset given (--data)")
         tcfg = config["train"]
-        train_set = label_subset(PreparedDataset(data_dir, "train"), tcfg["label_fraction"], tcfg["seed"])
+        train_set = label_subset(_open_split(data_dir, "train"), tcfg["label_fraction"], tcfg["seed"])
         if len(train_set) < 2:
             raise InputError(data_dir, f"the train split has {len(train_set)} shapes; training needs at least 2")
         _check_points(train_set, config["data"]["points"])
         val_set = None
         if tcfg["val_every"] > 0:
-            val_set = PreparedDataset(data_dir, tcfg["val_split"])
+            val_set = _open_split(data_dir, tcfg["val_split"])
             if len(val_set) == 0:
                 say_main(f"note: the {tcfg['val_split']} split is empty: no validation, no best.pt")
                 val_set = None
