@@ -57,7 +57,7 @@ def test_marching_cubes_of_a_sphere_samples_the_sphere():
     points = surface_samples(mesh, 2048, seed=1)
     radius = np.linalg.norm(points, axis=1)
     assert points.shape == (2048, 3) and np.abs(radius - 0.7).max() < 2 / 32     # within one voxel
-    assert np.abs(points.mean(0)).max() < 0.02                                  # area-weighted: no side favoured
+    assert np.abs(points.mean(0)).max() < 0.045     # area-weighted: no side favoured (1 sigma of the mean: 0.009)
     # a box off-centre comes back where it was (voxel frame, not marching cubes' index frame)
     box = ((np.abs(x - 0.3) < 0.5) & (np.abs(y) < 0.2) & (np.abs(z) < 0.4)).astype(np.float32)
     np.testing.assert_allclose(voxels_to_mesh(box).bounds, [[-0.1875, -0.1875, -0.375], [0.8125, 0.1875, 0.375]])
