@@ -28,6 +28,7 @@ from kptool.models.base import Model
 from kptool.models.registry import register_model
 
 SKETCH_FIELDS = ("depth_map", "normal_map", "silhouette")
+ENCODERS = ("resnet10", "resnet18", "resnet34")     # MONAI's ResNets (torchvision's layout)
 
 
 def _resize(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
@@ -115,10 +116,10 @@ class VoxelEstimator(Model):
     outputs = ("voxels",)
 
     def __init__(self, resolution: int = 32, image_size: int = 64, latent: int = 200,
-                 channels: Sequence[int] = (256, 128, 64, 32), positive_weight: float = 1.0):
+                 channels: Sequence[int] = (256, 128, 64, 32), positive_weight: float = 1.0, encoder: str = "resnet18"):
         super().__init__()
+        from monai.networks import nets
         from monai.networks.blocks import Convolution
-        from monai.networks.nets import resnet18
 
         from kptool.reconstruct.voxels import RESOLUTIONS, voxel_table
 
@@ -132,8 +133,10 @@ class VoxelEstimator(Model):
         if len(channels) < ups:
             raise KptoolError(f"model.channels needs {ups} entries for resolution {resolution}, got {len(channels)}")
         self.positive_weight = float(positive_weight)
-        self.encoder = resnet18(spatial_dims=2, n_input_channels=5, num_classes=int(latent), conv1_t_size=7,
-                                conv1_t_stride=2)
+        if encoder not in ENCODERS:
+            raise KptoolError(f"model.encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+        self.encoder = getattr(nets, encoder)(spatial_dims=2, n_input_channels=5, num_classes=int(latent),
+                                              conv1_t_size=7, conv1_t_stride=2)
         self.expand = nn.Sequential(nn.Linear(int(latent), channels[0] * 4 ** 3), nn.ReLU(inplace=True))
         self.start_channels = channels[0]
         widths = [*channels[:ups], max(channels[ups - 1] // 2, 1)]
