@@ -15,7 +15,9 @@ from kptool.data.sources import SyntheticSource
 from kptool.errors import KptoolError
 from kptool.reconstruct import load_reconstructor, surface_samples, voxelise, voxels_to_mesh
 from kptool.reconstruct.quality import chamfer, voxel_iou
-from kptool.reconstruct.views import RenderedViews
+from kptool.data.batches import collate_shapes
+from kptool.models.reconstruction import SKETCH_FIELDS, sketch_targets
+from kptool.render.images import RenderedImages
 from kptool.reconstruct.voxels import voxel_centres
 from kptool.render.dataset import read_views
 
@@ -90,18 +92,21 @@ def renders(tmp_path_factory):
 
 
 def test_rendered_views_give_the_sketches_and_voxel_targets(renders):
-    views = RenderedViews(renders, "train")
+    views = RenderedImages(renders, "train")
     assert len(views) == 2 * len(views.records) and len(views.records) >= 3
-    item = views.torch_dataset(("image", "silhouette", "depth_map", "normal_map", "extras/voxels-16"))[1]
+    item = views.torch_dataset(("image", *SKETCH_FIELDS, "extras/voxels-16"))[1]
     raw = read_views(renders, item["id"])
     sil = raw["silhouette"][1]
     v, u = np.argwhere(sil)[0]
     d = raw["distance"][1]
-    assert item["image"].shape == (3, 32, 32) and 0 <= item["image"].min() and item["image"].max() <= 1
-    assert item["depth_map"][0, v, u] == pytest.approx((raw["depth"][1, v, u] - d) / d)
-    assert float(item["depth_map"][0][~torch.from_numpy(sil)].abs().max()) == 0
-    assert torch.equal(item["silhouette"][0] > 0.5, torch.from_numpy(sil))
-    assert item["normal_map"].shape == (3, 32, 32) and item["extras/voxels-16"].shape == (16, 16, 16)
+    assert item["extras/voxels-16"].shape == (16, 16, 16) and item["extras/voxels-16"].any()
+    true = sketch_targets(collate_shapes([{k: item[k] for k in SKETCH_FIELDS}]))
+    assert true["depth_map"].shape == (1, 1, 32, 32) and true["normal_map"].shape == (1, 3, 32, 32)
+    assert float(true["depth_map"][0, 0, v, u]) == pytest.approx((raw["depth"][1, v, u] - d) / d)
+    assert float(true["depth_map"][0, 0][~torch.from_numpy(sil)].abs().max()) == 0
+    assert torch.equal(true["silhouette"][0, 0] > 0.5, torch.from_numpy(sil))
+    with pytest.raises(KptoolError, match="no 'voxels-64' table"):
+        views.torch_dataset(("image", "extras/voxels-64"))
 
 
 def _train(preset, renders, run, *sets):
@@ -132,8 +137,8 @@ def test_training_reduces_the_sketch_and_voxel_losses(trained):
 def test_reconstructor_from_checkpoints(trained, renders):
     root = trained[0]
     rec = load_reconstructor(root / "sketch", root / "voxels", device="cpu", samples=256)
-    views = RenderedViews(renders, "test")
-    images = np.stack([views.image(i) for i in range(len(views))])          # (B, S, S, 3) uint8
+    views = RenderedImages(renders, "test")
+    images = np.stack([views.read_image(*views.ids[s:s + 1], v) for s, v in views.items])   # (B, S, S, 3) uint8
     results = rec(images)
     assert len(results) == len(images) and rec.resolution == 16
     r = results[0]

@@ -99,8 +99,7 @@ class Reconstructor:
             t0 = time.perf_counter()
             sk = self.sketch_model.predict({"image": chunk})["sketches"]
             t1 = time.perf_counter()
-            vox = self.voxel_model.predict({"depth_map": sk[:, :1], "normal_map": sk[:, 1:4],
-                                            "silhouette": sk[:, 4:5]})["voxels"]
+            vox = self.voxel_model.from_sketches(sk)
             t2 = time.perf_counter()
             self.seconds["sketch"] += t1 - t0
             self.seconds["voxels"] += t2 - t1
