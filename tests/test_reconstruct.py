@@ -109,8 +109,8 @@ def test_rendered_views_give_the_sketches_and_voxel_targets(renders):
         views.torch_dataset(("image", "extras/voxels-64"))
 
 
-def _train(preset, renders, run, *sets):
-    args = ["train", "-p", preset, "-d", renders, "-o", run, "--epochs", 8, "--batch-size", 4, "--device", "cpu",
+def _train(preset, renders, run, *sets, epochs=8):
+    args = ["train", "-p", preset, "-d", renders, "-o", run, "--epochs", epochs, "--batch-size", 4, "--device", "cpu",
             "--set", "model.image_size=32", "--set", "train.val_every=0", "-q", *sum((["--set", s] for s in sets), [])]
     assert main([str(a) for a in args]) == 0
     return [json.loads(line)["train"] for line in (run / "log.jsonl").read_text().splitlines()]
@@ -132,6 +132,20 @@ def test_training_reduces_the_sketch_and_voxel_losses(trained):
     assert sketch[-1]["loss"] < 0.6 * sketch[0]["loss"]
     assert all(sketch[-1][k] < sketch[0][k] for k in ("depth", "normal", "silhouette"))
     assert voxels[-1]["loss"] < 0.6 * voxels[0]["loss"]
+
+
+def test_voxel_estimator_trains_on_predicted_sketches(trained, renders, tmp_path, capsys):
+    root = trained[0]
+    log = _train("voxels-from-sketch", renders, tmp_path / "pred", "model.resolution=16", "model.channels=[32,16]",
+                 "model.latent=32", "model.encoder=resnet10", f"model.sketches={root / 'sketch'}", epochs=2)
+    assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
+    weights = torch.load(tmp_path / "pred" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert not any(k.startswith("net.") for k in weights)          # the frozen sketch estimator is not saved
+    rec = load_reconstructor(root / "sketch", tmp_path / "pred", device="cpu")
+    assert rec.voxel_model.sketch_source == "rendered"
+    code, _, err = _cli(["train", "-p", "voxels-from-sketch", "-d", renders, "-o", tmp_path / "bad", "--set",
+                         f"model.sketches={tmp_path / 'none'}"], capsys)
+    assert code == 2 and err.startswith("error:") and "no such checkpoint" in err
 
 
 def test_reconstructor_from_checkpoints(trained, renders):

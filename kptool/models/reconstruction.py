@@ -131,7 +131,8 @@ class VoxelEstimator(Model):
     outputs = ("voxels",)
 
     def __init__(self, resolution: int = 32, image_size: int = 64, latent: int = 200,
-                 channels: Sequence[int] = (256, 128, 64, 32), positive_weight: float = 1.0, encoder: str = "resnet18"):
+                 channels: Sequence[int] = (256, 128, 64, 32), positive_weight: float = 1.0, encoder: str = "resnet18",
+                 sketches: str = "rendered"):
         super().__init__()
         from monai.networks import nets
         from monai.networks.blocks import Convolution
@@ -142,7 +143,17 @@ class VoxelEstimator(Model):
             raise KptoolError(f"model.resolution must be one of 16, 32, 64, 128, got {resolution}")
         self.resolution = int(resolution)
         self.image_size = _check_image_size(image_size)
-        self.inputs = (*SKETCH_FIELDS, f"extras/{voxel_table(resolution)}")
+        if not isinstance(sketches, str) or not sketches:
+            raise KptoolError(f"model.sketches must be 'rendered' or a sketch-estimator run folder or checkpoint, "
+                              f"got {sketches!r}")
+        # "rendered": train on the true sketches; else on those a trained (frozen) sketch estimator predicts
+        if sketches != "rendered":
+            from kptool.train.checkpoint import find_checkpoint
+
+            find_checkpoint(sketches)       # a missing run fails before training starts
+        self.sketch_source = sketches
+        self.inputs = (*SKETCH_FIELDS, *(() if sketches == "rendered" else ("image",)),
+                       f"extras/{voxel_table(resolution)}")
         ups = int(math.log2(resolution // 4))
         channels = tuple(int(c) for c in channels)
         if len(channels) < ups:
@@ -174,9 +185,24 @@ class VoxelEstimator(Model):
         return {"voxels": torch.sigmoid(self.logits(sketch_input(true["depth_map"], true["normal_map"],
                                                                  true["silhouette"])))}
 
+    def _sketch_estimator(self, device: torch.device) -> SketchEstimator:
+        """The frozen sketch estimator of ``model.sketches`` (loaded once; kept outside the module tree, so
+        neither the optimiser nor this model's checkpoints hold its weights)."""
+        frozen = self.__dict__.get("_frozen_sketch")
+        if frozen is None:
+            from kptool.reconstruct.pipeline import load_sketch_estimator
+
+            frozen = load_sketch_estimator(self.sketch_source).eval()
+            self.__dict__["_frozen_sketch"] = frozen
+        return frozen.to(device)
+
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        true = sketch_targets(batch)
-        x = sketch_input(true["depth_map"], true["normal_map"], true["silhouette"])
+        if self.sketch_source == "rendered":
+            true = sketch_targets(batch)
+            x = sketch_input(true["depth_map"], true["normal_map"], true["silhouette"])
+        else:
+            sk = self._sketch_estimator(batch["image"].device).predict({"image": batch["image"]})["sketches"]
+            x = sketch_input(sk[:, :1], sk[:, 1:4], sk[:, 4:5])
         logits = self.logits(x)
         grids = batch[self.inputs[-1]]
         target = torch.as_tensor(np.stack([np.asarray(g) for g in grids]) if isinstance(grids, list) else grids,
