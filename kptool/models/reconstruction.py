@@ -131,7 +131,7 @@ class VoxelEstimator(Model):
     outputs = ("voxels",)
 
     def __init__(self, resolution: int = 32, image_size: int = 64, latent: int = 200,
-                 channels: Sequence[int] = (256, 128, 64, 32), positive_weight: float = 1.0, encoder: str = "resnet18",
+                 channels: Sequence[int] = (128, 64, 32, 16), positive_weight: float = 1.0, encoder: str = "resnet18",
                  sketches: str = "rendered"):
         super().__init__()
         from monai.networks import nets
