@@ -186,3 +186,22 @@ def test_eval_reconstruction_cli(trained, renders, tmp_path, capsys):
     code, _, err = _cli(["eval", "reconstruction", renders, "--sketch", tmp_path / "none", "--voxels",
                          root / "voxels"], capsys)
     assert code == 2 and err.startswith("error:") and "none" in err
+
+
+def test_prepare_voxels_lists_shapes_without_a_mesh(tmp_path, capsys):
+    src = tmp_path / "shapes"
+    src.mkdir()
+    np.savetxt(src / "cloud.xyz", np.random.default_rng(0).normal(size=(300, 3)))
+    box = trimesh.creation.box(extents=(1.0, 0.5, 0.25))
+    box.export(src / "box.obj")
+    data = tmp_path / "data"
+    assert main(["prepare", "folder", "--root", str(src), "--out", str(data), "--points", "64", "-q"]) == 0
+    code, stdout, _ = _cli(["prepare", "voxels", data, "--resolution", 16, "--json"], capsys)
+    summary = json.loads(stdout)
+    assert code == 3 and summary["computed"] == 1 and [f["id"] for f in summary["failed"]] == ["cloud"]
+    assert "no mesh" in summary["failed"][0]["error"]
+    grid = np.load(data / "extras" / "voxels-16" / "box.npy")
+    # the box's 2 : 1 : 0.5 sides at 16^3: 16 x 8 x 4 voxels, plus the layer a face on a voxel boundary may take
+    extent = [int(grid.any(axis=tuple(a for a in range(3) if a != k)).sum()) for k in range(3)]
+    assert grid.dtype == np.uint8 and extent[0] == 16 and extent[1] in (8, 9) and extent[2] in (4, 5)
+    assert grid.sum() == np.prod(extent)                               # solid
