@@ -2,7 +2,8 @@
 
 Per rendered view, against the shape's ground truth in the canonical frame:
 
-- ``voxel_iou``: IoU of the predicted occupancy (probability >= 0.5) and the shape's grid
+- ``voxel_iou``: IoU of the predicted occupancy (probability >= the marching-cubes level, 0.5 by
+  default: the grid the mesh is made from) and the shape's grid
   (``kptool prepare voxels`` at the 3D estimator's resolution);
 - ``chamfer``: symmetric Chamfer distance between the reconstruction's surface samples and
   as many area-weighted samples of the true mesh: mean distance from each predicted point to
@@ -94,10 +95,10 @@ def evaluate_reconstruction(renders: str | os.PathLike, reconstructor: Reconstru
         from_truth = reconstructor.voxel_model.predict(
             {k: v.to(reconstructor.device) for k, v in batch.items()})["voxels"][0].cpu().numpy()
         row = {"id": item["id"], "view": item["view"], "category": category.get(item["id"], ""),
-               "voxel_iou": voxel_iou(result.voxels, truth),
+               "voxel_iou": voxel_iou(result.voxels, truth, reconstructor.level),
                "silhouette_iou": voxel_iou(result.silhouette, true_sil),
                "depth_l1": float(np.abs(result.sketches[0] - true_depth)[mask].mean()) if mask.any() else None,
-               "voxel_iou_true_sketch": voxel_iou(from_truth, truth), "chamfer": None}
+               "voxel_iou_true_sketch": voxel_iou(from_truth, truth, reconstructor.level), "chamfer": None}
         if result.points is None:
             empty += 1
         else:
