@@ -35,6 +35,7 @@ from kptool.render.images import RenderedImages
 from kptool.reconstruct.voxels import FRAME_TABLE, voxel_table
 
 COLUMNS = ("voxel_iou", "chamfer", "silhouette_iou", "depth_l1", "voxel_iou_true_sketch")
+SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5)     # levels of the voxel-IoU sweep in the summary
 
 
 def voxel_iou(probability: np.ndarray, truth: np.ndarray, level: float = 0.5) -> float:
@@ -70,7 +71,8 @@ def evaluate_reconstruction(renders: str | os.PathLike, reconstructor: Reconstru
     """Score ``reconstructor`` on the views of a rendered dataset's split (``None``: all shapes).
 
     ``views`` limits the views per shape (the first ones). Returns ``{"rows": [{id, view,
-    category, <COLUMNS>}], "mean": {column: value}, "by_category": {category: {column: mean}},
+    category, <COLUMNS>, sweep}], "mean": {column: value}, "by_category": {category: {column: mean}},
+    "voxel_iou_by_level": {level: mean IoU at that level, for SWEEP},
     "images", "empty", "seconds_per_image": {stage: s}, "resolution", "level"}``.
     """
     grid_name = voxel_table(reconstructor.resolution)
@@ -98,7 +100,8 @@ def evaluate_reconstruction(renders: str | os.PathLike, reconstructor: Reconstru
                "voxel_iou": voxel_iou(result.voxels, truth, reconstructor.level),
                "silhouette_iou": voxel_iou(result.silhouette, true_sil),
                "depth_l1": float(np.abs(result.sketches[0] - true_depth)[mask].mean()) if mask.any() else None,
-               "voxel_iou_true_sketch": voxel_iou(from_truth, truth, reconstructor.level), "chamfer": None}
+               "voxel_iou_true_sketch": voxel_iou(from_truth, truth, reconstructor.level), "chamfer": None,
+               "sweep": [voxel_iou(result.voxels, truth, level) for level in SWEEP]}
         if result.points is None:
             empty += 1
         else:
@@ -120,6 +123,8 @@ def evaluate_reconstruction(renders: str | os.PathLike, reconstructor: Reconstru
     cats = sorted({r["category"] for r in rows})
     return {"renders": str(renders), "split": split, "images": images, "shapes": len({r["id"] for r in rows}),
             "empty": empty, "resolution": reconstructor.resolution, "level": reconstructor.level,
+            "voxel_iou_by_level": {str(level): float(np.mean([r["sweep"][k] for r in rows]))
+                                   for k, level in enumerate(SWEEP)},
             "mean": means(rows), "by_category": {c: means([r for r in rows if r["category"] == c]) for c in cats},
             "seconds_per_image": {k: v / images for k, v in reconstructor.seconds.items()},
             "seconds_total": time.perf_counter() - started, "rows": rows}
