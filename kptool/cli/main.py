@@ -7,8 +7,8 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import (detect, embed_db, eval as eval_cmd, features, info, listing, prepare, register, render,
-                        svm, train)
+from kptool.cli import (detect, embed_db, eval as eval_cmd, eval_images, features, info, listing, prepare, register,
+                        render, svm, train)
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(prepare.app, name="prepare")
 app.add_typer(eval_cmd.app, name="eval")
 eval_cmd.app.command("svm")(svm.svm)
+eval_cmd.app.command("pck")(eval_images.pck)
 app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)

@@ -1,0 +1,59 @@
+"""`kptool eval pck` and `kptool eval transfer-stages`: 2D keypoints on rendered images.
+
+Both score against a rendered dataset (``kptool render``) rather than a prepared one;
+the work is :mod:`kptool.metrics.pck` and :mod:`kptool.transfer.stages`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kptool.cli.common import info, print_json, print_table
+from kptool.errors import KptoolError
+
+RENDERS = typer.Option(..., "--data", "-d", help="Rendered dataset folder (kptool render) with the ground truth.")
+SPLIT = typer.Option(None, "--split", help="Only images of this split: train, val, test or all "
+                                           "[default: the predictions' split, else all].")
+ALPHA = typer.Option(0.1, "--alpha", help="Threshold as a share of max(w, h) of the image or object box.")
+JSON = typer.Option(False, "--json", help="Print the results as JSON only.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No messages on stderr.")
+FORCE = typer.Option(False, "--force", help="Overwrite the output files of an earlier run.")
+
+
+def pck(predictions: Path = typer.Argument(..., help="keypoints_2d predictions file (kptool transfer writes one)."),
+        data: Path = RENDERS, split: Optional[str] = SPLIT, alpha: float = ALPHA,
+        out: Optional[Path] = typer.Option(None, "--out", "-o", show_default=False,
+                                           help="Folder for pck.json, the curve (CSV, PNG) and per-id CSV "
+                                                "[default: PREDICTIONS name + '.eval']."),
+        as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE) -> None:
+    """PCK of 2D keypoints at alpha (image size and object box), and the curve over alpha."""
+    from kptool.io.predictions import read_predictions
+    from kptool.metrics.pck import evaluate_pck, write_pck_outputs
+
+    if not 0 < alpha <= 1:
+        raise KptoolError(f"--alpha must be in (0, 1], got {alpha}")
+    preds = read_predictions(predictions)
+    report = evaluate_pck(preds, data, split or preds.split or None, alpha, source=predictions)
+    out = out or predictions.with_name(predictions.stem + ".eval")
+    files = write_pck_outputs(report, out, force)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_pck_table(f"{report.method or 'predictions'} on {data} ({report.images} images, "
+                    f"{report.keypoints} visible keypoints)", [("", report)])
+    if report.uncovered_images:
+        info(f"note: {report.uncovered_images} images of the renders have no prediction and are not scored", quiet)
+    info(f"wrote {len(files)} files to {out}", quiet)
+
+
+def print_pck_table(title: str, rows) -> None:
+    """One row per ``(label, PckReport)``: PCK at alpha (image, box), keypoints, missing, visibility agreement."""
+    alpha = rows[0][1].alpha if rows else 0.1
+    print_table(title, [("", "left"), (f"PCK@{alpha:g} image (%)", "right"), (f"PCK@{alpha:g} box (%)", "right"),
+                        ("keypoints", "right"), ("missing", "right"), ("visibility agrees (%)", "right")],
+                [(label or "all", f"{100 * r.pck_image:.2f}", f"{100 * r.pck_box:.2f}", str(r.keypoints),
+                  str(r.missing), "-" if r.visibility_accuracy is None else f"{100 * r.visibility_accuracy:.2f}")
+                 for label, r in rows])
