@@ -57,3 +57,47 @@ def print_pck_table(title: str, rows) -> None:
                 [(label or "all", f"{100 * r.pck_image:.2f}", f"{100 * r.pck_box:.2f}", str(r.keypoints),
                   str(r.missing), "-" if r.visibility_accuracy is None else f"{100 * r.visibility_accuracy:.2f}")
                  for label, r in rows])
+
+
+def transfer_stages(
+    data: Path = typer.Argument(..., help="Rendered dataset (kptool render) of annotated shapes."),
+    embedding: Optional[str] = typer.Option(None, "--embedding", show_default=False,
+                                            help="Dense-embedding run folder or .pt (its database names the "
+                                                 "keypoints)."),
+    reconstruction: Optional[str] = typer.Option(None, "--reconstruction", show_default=False,
+                                                 help="Reconstruction run folder or .pt (rows without it are "
+                                                      "skipped)."),
+    viewpoint: Optional[str] = typer.Option(None, "--viewpoint", show_default=False,
+                                            help="Viewpoint run folder or .pt [default: search, no network]."),
+    models: Optional[Path] = typer.Option(None, "--models", show_default=False, help="Bundle folder of the three."),
+    rows: Optional[str] = typer.Option(None, "--rows", show_default=False,
+                                       help="Comma-separated rows [default: all: full, shape-gt, viewpoint-gt, "
+                                            "semantic-gt, shape+viewpoint-gt, all-gt]."),
+    split: str = typer.Option("test", "--split", help="Images of this split (or all)."),
+    views: Optional[int] = typer.Option(None, "--views", help="The first N views per shape."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder: one transfer run per row, stages.csv/json."),
+    size: int = typer.Option(128, "--size", help="Working resolution in pixels."),
+    refine_steps: int = typer.Option(30, "--refine-steps", help="Adam steps of the silhouette refinement."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    as_json: bool = JSON, quiet: bool = QUIET, force: bool = FORCE,
+) -> None:
+    """Stage analysis (paper 004, Table 3): PCK with each stage replaced by its ground truth."""
+    from kptool.cli.transfer import transfer_options
+    from kptool.transfer.analysis import ROWS, analyse_stages
+    from kptool.transfer.models import ModelChoice
+
+    chosen = tuple(r.strip() for r in rows.split(",")) if rows else tuple(ROWS)
+    base = ModelChoice(reconstruction, viewpoint, embedding).with_bundle(models)
+    results = analyse_stages(data, base, out, chosen, split, views, transfer_options(size, refine_steps, False, device),
+                             device, force, log=lambda m: info(m, quiet or as_json))
+    if as_json:
+        print_json([{"row": r.name, "skipped": r.skipped, **({} if r.report is None else r.report.to_dict())}
+                    for r in results])
+        return
+    done = [(r.name, r.report) for r in results if r.report is not None]
+    if done:
+        print_pck_table(f"stage analysis on {data} (split {split})", done)
+    for r in results:
+        if r.skipped:
+            info(f"{r.name}: not run: {r.skipped}", quiet)
+    info(f"wrote {out / 'stages.csv'}", quiet)

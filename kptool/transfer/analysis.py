@@ -1,0 +1,116 @@
+"""Stage analysis (paper 004, Table 3): replace each stage by its ground truth, one PCK row each.
+
+On a rendered dataset the ground truth of every stage is known: the true mesh and its
+samples (3D shape), the true camera (viewpoint) and the true shape's own annotated points
+as the embedding database (semantic model). Each row runs the whole transfer with some
+stages replaced and scores it with PCK; a row whose learned stage has no model is left
+out and said so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from kptool.errors import KptoolError
+from kptool.metrics.pck import PckReport, evaluate_pck
+from kptool.transfer.models import SEARCH, TRUE, ModelChoice, build_stages
+from kptool.transfer.pipeline import TransferOptions
+from kptool.transfer.run import PREDICTIONS, jobs_for, run_transfer
+from kptool.transfer.stages import RenderTruth
+
+# row name -> (shape, viewpoint, semantic model) replaced by ground truth
+ROWS = {
+    "full": (False, False, False),
+    "shape-gt": (True, False, False),
+    "viewpoint-gt": (False, True, False),
+    "semantic-gt": (False, False, True),
+    "shape+viewpoint-gt": (True, True, False),
+    "all-gt": (True, True, True),
+}
+
+
+@dataclass
+class StageRow:
+    name: str
+    choice: ModelChoice
+    report: PckReport | None
+    seconds_per_image: dict[str, float]
+    skipped: str | None = None      # why the row was not run
+
+
+def row_choice(name: str, base: ModelChoice) -> ModelChoice:
+    """The models of one row: ``base``'s, with the row's stages set to ``true``."""
+    shape, view, semantic = ROWS[name]
+    return replace(base, reconstruction=TRUE if shape else base.reconstruction,
+                   viewpoint=TRUE if view else (base.viewpoint or SEARCH),
+                   semantic_model=TRUE if semantic else "database")
+
+
+def analyse_stages(renders: str | os.PathLike, base: ModelChoice, out: str | os.PathLike, rows=tuple(ROWS),
+                   split: str | None = "test", views: int | None = None, options: TransferOptions = TransferOptions(),
+                   device: str = "cpu", force: bool = False, log: Callable[[str], None] = lambda m: None
+                   ) -> list[StageRow]:
+    """Run every row of ``rows`` on the images of ``renders`` into ``out/<row>/``; PCK per row."""
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise KptoolError(f"unknown stage rows {', '.join(unknown)} (known: {', '.join(ROWS)})")
+    truth = RenderTruth(renders)
+    jobs = jobs_for(renders, None, split, views)
+    if not jobs:
+        raise KptoolError(f"{renders}: no images in split {split!r}")
+    out = Path(out)
+    results = []
+    for name in rows:
+        choice = row_choice(name, base)
+        if choice.reconstruction is None:
+            results.append(StageRow(name, choice, None, {}, "no reconstruction model (--reconstruction)"))
+            log(f"{name}: skipped (no reconstruction model)")
+            continue
+        log(f"{name}: {len(jobs)} images")
+        stages = build_stages(choice, truth, device)
+        state = {"input": str(Path(renders).resolve()), "split": split, "views": views, "row": name}
+        summary = run_transfer(jobs, stages, out / name, options, force, False, False, state)
+        report = evaluate_pck(_read(out / name / PREDICTIONS), renders, split)
+        results.append(StageRow(name, choice, report, summary["seconds_per_image"]))
+    write_stage_table(results, out)
+    return results
+
+
+def _read(path: Path):
+    from kptool.io.predictions import read_predictions
+
+    return read_predictions(path)
+
+
+def write_stage_table(rows: list[StageRow], out: Path) -> list[Path]:
+    """``stages.json`` and ``stages.csv`` in ``out``: one line per row."""
+    from kptool.io.atomic import write_text
+
+    records = []
+    for r in rows:
+        rec = {"row": r.name, "shape": r.choice.reconstruction, "viewpoint": r.choice.viewpoint,
+               "semantic_model": r.choice.semantic_model, "skipped": r.skipped,
+               "seconds_per_image": r.seconds_per_image}
+        if r.report is not None:
+            rec.update(images=r.report.images, keypoints=r.report.keypoints, pck_image=r.report.pck_image,
+                       pck_box=r.report.pck_box, visibility_accuracy=r.report.visibility_accuracy)
+        records.append(rec)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "pck_image", "pck_box", "images", "keypoints", "visibility_accuracy", "seconds_per_image"])
+    for rec in records:
+        if rec["skipped"]:
+            w.writerow([rec["row"], "", "", "", "", "", ""])
+            continue
+        w.writerow([rec["row"], f"{rec['pck_image']:.4f}", f"{rec['pck_box']:.4f}", rec["images"], rec["keypoints"],
+                    "" if rec["visibility_accuracy"] is None else f"{rec['visibility_accuracy']:.4f}",
+                    f"{rec['seconds_per_image'].get('total', 0):.3f}"])
+    out.mkdir(parents=True, exist_ok=True)
+    return [write_text(out / "stages.json", json.dumps(records, indent=1), overwrite=True),
+            write_text(out / "stages.csv", buf.getvalue(), overwrite=True)]
