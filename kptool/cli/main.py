@@ -8,7 +8,7 @@ import typer
 
 from kptool import __version__
 from kptool.cli import (detect, embed_db, eval as eval_cmd, eval_images, features, info, listing, prepare, register,
-                        render, svm, train, transfer)
+                        render, svm, train, transfer, viewpoint)
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(prepare.app, name="prepare")
 app.add_typer(eval_cmd.app, name="eval")
 eval_cmd.app.command("svm")(svm.svm)
+eval_cmd.app.command("viewpoint")(viewpoint.eval_viewpoint)
 eval_cmd.app.command("pck")(eval_images.pck)
 eval_cmd.app.command("transfer-stages")(eval_images.transfer_stages)
 app.command("train")(train.train)

@@ -33,8 +33,25 @@ BATCH_FIELDS: dict[str, str] = {
     "class_label": "(B,) int64 index of the shape's category in the dataset's class list",
     "symmetry_plane": "(B, 4) float32 plane n.x + d = 0 of reflective symmetry",
 }
+# Fields a rendered image dataset puts into a batch (kptool.render.images.RenderedImages): one item per
+# (shape, view); ``keypoints`` and ``keypoint_ids`` above are shared (the shape's annotated keypoints).
+IMAGE_FIELDS: dict[str, str] = {
+    "image": "(B, 3, H, W) float32 RGB in [0, 1]",
+    "silhouette": "(B, H, W) bool: pixel centre covered by the shape",
+    "depth": "(B, H, W) float32 camera-space z, inf on the background",
+    "normal_map": "(B, 3, H, W) float32 unit normals in the camera frame, 0 on the background",
+    "azimuth": "(B,) float32 radians in [0, 2 pi): atan2(x, z) of the eye direction",
+    "elevation": "(B,) float32 radians in [0, pi]: polar angle of the eye direction from +y",
+    "distance": "(B,) float32 eye-to-target distance, prepared-frame units",
+    "intrinsics": "(B, 3, 3) float32 K for the batch's image size",
+    "rotation": "(B, 3, 3) float32 R (x_cam = R x + t)",
+    "translation": "(B, 3) float32 t",
+    "camera_target": "(B, 3) float32 look-at point, prepared frame",
+    "keypoints_2d": "B tensors (K_i, 2) float32 pixel coordinates (u, v) of the annotated keypoints",
+    "keypoint_visible": "B tensors (K_i,) bool: in the image and not hidden by the shape",
+}
 EXTRA_PREFIX = "extras/"   # "extras/<name>": the shape's table extras/<name>/<id>.npy, memory-mapped
-RAGGED = ("keypoints", "keypoint_ids", "keypoint_point_index")
+RAGGED = ("keypoints", "keypoint_ids", "keypoint_point_index", "keypoints_2d", "keypoint_visible")
 # stored key and dtype of the fields read from shape files
 STORED = {"points": np.float32, "normals": np.float32, "point_labels": np.int64, "symmetry_plane": np.float32,
           "keypoints": np.float32, "keypoint_ids": np.int64, "keypoint_point_index": np.int64}
@@ -42,10 +59,12 @@ EMPTY = {"keypoints": (0, 3), "keypoint_ids": (0,), "keypoint_point_index": (0,)
 
 
 def check_field(name: str, where: str) -> str:
-    """``name`` if it is a batch field (or ``extras/<name>``); KptoolError naming ``where`` otherwise."""
-    if name in BATCH_FIELDS or (name.startswith(EXTRA_PREFIX) and len(name) > len(EXTRA_PREFIX)):
+    """``name`` if it is a batch field of shapes or images (or ``extras/<name>``); KptoolError naming ``where``
+    otherwise."""
+    if name in BATCH_FIELDS or name in IMAGE_FIELDS or (name.startswith(EXTRA_PREFIX) and len(name) > len(EXTRA_PREFIX)):
         return name
-    raise KptoolError(f"{where}: unknown batch field {name!r} (known: {', '.join(BATCH_FIELDS)}, extras/<name>)")
+    raise KptoolError(f"{where}: unknown batch field {name!r} (known: {', '.join(BATCH_FIELDS)}, "
+                      f"{', '.join(IMAGE_FIELDS)}, extras/<name>)")
 
 
 class TorchShapes:
@@ -59,6 +78,10 @@ class TorchShapes:
     def __init__(self, dataset, fields: Sequence[str] = ("points",)):
         self.dataset = dataset
         self.fields = tuple(check_field(f, "batch") for f in dict.fromkeys(fields))
+        images_only = [f for f in self.fields if f in IMAGE_FIELDS and f not in BATCH_FIELDS]
+        if images_only:
+            raise InputError(dataset.root, f"is a prepared shape dataset, but {', '.join(images_only)} come(s) from "
+                                           f"rendered images (`kptool render` it and use the renders)")
         for f in self.fields:
             if f.startswith(EXTRA_PREFIX) and f[len(EXTRA_PREFIX):] not in dataset.manifest.get("extras", {}):
                 raise InputError(dataset.root, f"has no '{f[len(EXTRA_PREFIX):]}' tables, which field {f!r} needs")

@@ -37,6 +37,7 @@ OUTPUT_KINDS: dict[str, str] = {
     "point_logits": "(B, N, J) per-point class scores (part segmentation, ...)",
     "global_features": "(B, C) one feature vector per shape",
     "class_logits": "(B, C) shape classification scores",
+    "viewpoint": "(B, 2) camera azimuth and elevation in radians (kptool.render.camera conventions), per image",
 }
 
 

@@ -68,7 +68,12 @@ def check_model_fits_data(model: nn.Module, config: dict[str, Any]) -> None:
 
 
 def check_shapes(dataset) -> None:
-    """Read every shape of ``dataset`` once: a broken file fails now, not in the middle of an epoch."""
+    """Read every shape of ``dataset`` once: a broken file fails now, not in the middle of an epoch.
+
+    A dataset with its own ``check()`` (rendered images: thousands of views) runs that instead."""
+    if hasattr(dataset, "check"):
+        dataset.check()
+        return
     for i in range(len(dataset)):
         dataset[i]
 

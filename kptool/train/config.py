@@ -68,7 +68,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "init": None,               # a run or checkpoint whose backbone weights the model starts from (fine-tuning)
     "label_fraction": 1.0,      # train on this class-stratified, seeded fraction of the train split
 }
-DATA_DEFAULTS: dict[str, Any] = {"points": 2048}
+# points: per shape (prepared datasets); image_size: square side images are resized to (rendered datasets; None: as rendered)
+DATA_DEFAULTS: dict[str, Any] = {"points": 2048, "image_size": None}
 MAX_EPOCHS = 1_000_000   # more is a typo (1e40), not a plan
 
 # Keys that may change when a run is resumed; anything else would not continue the same run.
@@ -262,6 +263,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     train["optimizer_options"] = _options("train", "optimizer_options", train["optimizer_options"])
     train["scheduler_options"] = _options("train", "scheduler_options", train["scheduler_options"])
     data["points"] = _number("data", "points", data["points"], int, minimum=1)
+    data["image_size"] = _number("data", "image_size", data["image_size"], int, minimum=8, maximum=4096,
+                                 allow_none=True)
     # the model's own keys are checked against its constructor by kptool.models.build_model
     if not model.get("name"):
         raise KptoolError("model.name is missing (the registered model to train)")
@@ -278,13 +281,15 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 def _validation(train: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     """Checked ``train.val_metrics`` and ``train.best``."""
     from kptool.metrics import METRICS
+    from kptool.metrics.viewpoint import IMAGE_METRICS
 
     names = train["val_metrics"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise KptoolError(f"train.val_metrics must be a list of metric names, got {names!r}")
     for n in names:
-        if n != "loss" and n not in METRICS:
-            raise KptoolError(f"train.val_metrics: unknown metric {n!r} (loss, or one of: {', '.join(METRICS)})")
+        if n != "loss" and n not in METRICS and n not in IMAGE_METRICS:
+            raise KptoolError(f"train.val_metrics: unknown metric {n!r} (loss, one of: {', '.join(METRICS)}; "
+                              f"on rendered images: {', '.join(IMAGE_METRICS)})")
     best = train["best"]
     if not isinstance(best, dict) or set(best) != {"metric", "mode"}:
         raise KptoolError(f"train.best must be a mapping {{metric: NAME, mode: min|max}}, got {best!r}")

@@ -41,6 +41,7 @@ from kptool.train.checkpoint import (CHECKPOINT_FORMAT, VERSION, load_checkpoint
 from kptool.train.checks import (check_batch_size, check_model_fits_data, check_optimizer_and_scheduler,
                                  check_resumable, check_shapes)
 from kptool.train.config import RESUMABLE_KEYS, config_changes, dump_config, validate_config
+from kptool.train.data import check_data_kind, open_split, reads_images
 from kptool.train.finetune import init_backbone, label_subset
 from kptool.train.sampler import epoch_batches
 from kptool.train.validation import validate
@@ -171,12 +172,13 @@ def _after_training(model: nn.Module, ckpt_dir: Path, train_set: PreparedDataset
 def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
           device: str | torch.device = "auto", resume: bool = False, force: bool = False,
           progress=None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``config["model"]`` on the train split of a prepared dataset.
+    """Train ``config["model"]`` on the train split of a prepared dataset (or of a rendered one: image models).
 
     Args:
         config: a resolved config (:func:`kptool.train.resolve_config`). With
             ``resume`` only the keys in ``RESUMABLE_KEYS`` may differ from the run's.
-        data_dir: prepared dataset folder; with ``resume`` it may be ``None`` (the run's).
+        data_dir: prepared dataset folder (``kptool render`` folder for image models, see
+            :mod:`kptool.train.data`); with ``resume`` it may be ``None`` (the run's).
         out_dir: run folder (see the module docstring).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``; under ``torchrun`` on CUDA
             each process uses ``cuda:LOCAL_RANK``.
@@ -216,19 +218,6 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         if data_dir is None:
             raise KptoolError("no prepared dataset given (--data)")
         tcfg = config["train"]
-        train_set = label_subset(PreparedDataset(data_dir, "train"), tcfg["label_fraction"], tcfg["seed"])
-        if len(train_set) < 2:
-            raise InputError(data_dir, f"the train split has {len(train_set)} shapes; training needs at least 2")
-        _check_points(train_set, config["data"]["points"])
-        val_set = None
-        if tcfg["val_every"] > 0:
-            val_set = PreparedDataset(data_dir, tcfg["val_split"])
-            if len(val_set) == 0:
-                say_main(f"note: the {tcfg['val_split']} split is empty: no validation, no best.pt")
-                val_set = None
-            else:
-                _check_points(val_set, config["data"]["points"])
-
         check_optimizer_and_scheduler(tcfg)
         _seed_everything(tcfg["seed"])
         try:
@@ -237,6 +226,25 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
             if state is None:
                 raise
             raise InputError(ckpt_dir / "last.pt", f"its model cannot be built ({e})") from None
+        # prepared shapes, or rendered images for a model that reads images (kptool.train.data)
+        check_data_kind(data_dir, model, config)
+        images = reads_images(model)
+        train_set = open_split(data_dir, "train", model, config)
+        if not images:
+            train_set = label_subset(train_set, tcfg["label_fraction"], tcfg["seed"])
+        what = "views" if images else "shapes"
+        if len(train_set) < 2:
+            raise InputError(data_dir, f"the train split has {len(train_set)} {what}; training needs at least 2")
+        if not images:
+            _check_points(train_set, config["data"]["points"])
+        val_set = None
+        if tcfg["val_every"] > 0:
+            val_set = open_split(data_dir, tcfg["val_split"], model, config)
+            if len(val_set) == 0:
+                say_main(f"note: the {tcfg['val_split']} split is empty: no validation, no best.pt")
+                val_set = None
+            elif not images:
+                _check_points(val_set, config["data"]["points"])
         if tcfg["init"] and state is None:
             copied = init_backbone(model, tcfg["init"])
             say_main(f"backbone initialised from {tcfg['init']} ({copied} tensors)")

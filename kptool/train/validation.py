@@ -4,7 +4,8 @@
 its parts) on fixed batches; any other name is a metric of :data:`kptool.metrics.METRICS`,
 computed on the model's predictions exactly as ``kptool eval`` computes it, and logged
 by its headline values (``das``, ``das_forward``...). A metric the split cannot support
-(no annotations) is left out.
+(no annotations) is left out. On rendered images, the names of
+:data:`kptool.metrics.viewpoint.IMAGE_METRICS` (``viewpoint``) are computed instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from torch import nn
 
 from kptool.data.batches import batch_to, collate_shapes
 from kptool.errors import KptoolError
+from kptool.metrics.viewpoint import IMAGE_METRICS
+from kptool.render.images import RenderedImages
 from kptool.train.sampler import eval_batches
 
 
@@ -64,7 +67,12 @@ def validate(model: nn.Module, dataset, device: torch.device, batch_size: int,
         with torch.no_grad():
             if "loss" in names:
                 out.update(objective(model, dataset, device, batch_size))
-            out.update(metric_values(model, dataset, device, batch_size, [n for n in names if n != "loss"]))
+            out.update(metric_values(model, dataset, device, batch_size,
+                                     [n for n in names if n != "loss" and n not in IMAGE_METRICS]))
+            if isinstance(dataset, RenderedImages):
+                for n in names:
+                    if n in IMAGE_METRICS:
+                        out.update(IMAGE_METRICS[n](model, dataset, device, batch_size))
     finally:
         model.train(was_training)
     return out
