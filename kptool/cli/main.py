@@ -7,8 +7,8 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import (detect, embed_db, eval as eval_cmd, eval_images, features, info, listing, prepare, register,
-                        render, svm, train, transfer, viewpoint)
+from kptool.cli import (detect, embed_db, eval as eval_cmd, eval_images, features, info, listing, prepare,
+                        reconstruction, register, render, svm, train, transfer, viewpoint)
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -25,6 +25,7 @@ eval_cmd.app.command("svm")(svm.svm)
 eval_cmd.app.command("viewpoint")(viewpoint.eval_viewpoint)
 eval_cmd.app.command("pck")(eval_images.pck)
 eval_cmd.app.command("transfer-stages")(eval_images.transfer_stages)
+eval_cmd.app.command("reconstruction")(reconstruction.reconstruction)
 app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)

@@ -170,3 +170,28 @@ def geodesics(
         info(f"[yellow]{len(summary['unreachable'])} shapes have unreachable points (inf)[/]: "
              f"{', '.join(summary['unreachable'][:5])}", quiet)
     report_failures(summary["failed"], "shapes", None, quiet)
+
+
+@app.command("voxels")
+def voxels(
+    data: Path = typer.Argument(..., help="A prepared dataset folder (shapes with meshes)."),
+    resolution: int = typer.Option(32, "--resolution", help="Voxels per side of the canonical cube (32 or 64)."),
+    workers: int = WORKERS, strict: bool = STRICT,
+    force: bool = typer.Option(False, "--force", help="Recompute existing grids."),
+    quiet: bool = QUIET, as_json: bool = JSON,
+) -> None:
+    """Add occupancy voxel grids in the canonical frame (single-view reconstruction targets) to a prepared dataset."""
+    from kptool.reconstruct.voxels import add_voxels
+
+    summary = run_with_progress(
+        f"voxels ({resolution}^3)", quiet or as_json,
+        lambda report: add_voxels(data, resolution, worker_count(workers), report, force, strict),
+        f"finished grids are kept in {data}; run the same command again to resume")
+    if as_json:
+        print_json(summary)
+        exit_if_failed(summary["failed"])
+        return
+    occupancy = summary["mean_occupancy"]
+    info(f"voxels in {data}/extras/{summary['table']}: {summary['computed']} shapes computed, {summary['skipped']} "
+         f"already there" + (f"; mean occupancy {occupancy:.3f}" if occupancy is not None else ""), quiet)
+    report_failures(summary["failed"], "shapes", None, quiet)

@@ -38,6 +38,8 @@ OUTPUT_KINDS: dict[str, str] = {
     "global_features": "(B, C) one feature vector per shape",
     "class_logits": "(B, C) shape classification scores",
     "viewpoint": "(B, 2) camera azimuth and elevation in radians (kptool.render.camera conventions), per image",
+    "sketches": "(B, 5, S, S) 2.5D sketches: depth_map (1), normal_map (3), silhouette probability (1)",
+    "voxels": "(B, R, R, R) occupancy probabilities, canonical frame (kptool.reconstruct.voxels)",
 }
 
 

@@ -124,12 +124,21 @@ def _check_run_folder(out: Path, force: bool) -> list[Path]:
 
 
 def _check_points(dataset: PreparedDataset, points: int) -> None:
+    if not isinstance(dataset, PreparedDataset):
+        return      # rendered views: images, no point clouds
     counts = {r.get("num_points") for r in dataset.records}
     if counts != {points}:
         found = ", ".join(str(c) for c in sorted(c for c in counts if c is not None))
         raise InputError(dataset.root, f"{dataset.split} shapes have {found} points but the config trains on "
                                        f"data.points={points} (prepare with --points {points}, "
                                        f"or --set data.points=...)")
+
+
+def _open_split(data_dir, split: str):
+    """A split of the training data: a prepared dataset, or the views of a rendered one (``kptool render``)."""
+    from kptool.reconstruct.views import RenderedViews, is_renders
+
+    return RenderedViews(data_dir, split) if is_renders(data_dir) else PreparedDataset(data_dir, split)
 
 
 def _is_better(value: float, best: dict[str, Any] | None, mode: str) -> bool:
