@@ -11,7 +11,8 @@ from kptool.cli.common import info, print_json, print_table, report_failures, ru
 from kptool.errors import KptoolError
 
 RECONSTRUCTION = typer.Option(None, "--reconstruction", show_default=False,
-                              help="Single-view reconstruction: run folder or .pt; 'true' on renders: the true mesh.")
+                              help="Single-view reconstruction: SKETCH,VOXELS (run folders or .pt) or a folder holding "
+                                   "sketch and voxels; 'true' on renders: the true mesh.")
 VIEWPOINT = typer.Option(None, "--viewpoint", show_default=False,
                          help="Viewpoint from RGB: run folder or .pt; 'search' (no network: best silhouette on a "
                               "grid); 'true' on renders: the true camera [default: the bundle's, else search].")

@@ -3,7 +3,7 @@
 Users name the trained models per stage (a run folder or a ``.pt`` checkpoint), or a
 bundle folder holding them under fixed names (``--models DIR``)::
 
-    DIR/reconstruction   # run folder or reconstruction.pt
+    DIR/reconstruction   # a folder holding sketch and voxels (run folders or .pt files)
     DIR/viewpoint        # run folder or viewpoint.pt
     DIR/embedding        # run folder or embedding.pt (dense-embedding with its database)
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from kptool.errors import InputError, KptoolError
 from kptool.transfer.pipeline import Stages
-from kptool.transfer.stages import (EmbeddingKeypoints, ModelDatabase, RenderTruth, SilhouetteSearch, TrueDatabase,
-                                    TrueShape, TrueViewpoint)
+from kptool.transfer.stages import (EmbeddingKeypoints, LearnedShape, LearnedViewpoint, ModelDatabase, RenderTruth,
+                                    SilhouetteSearch, TrueDatabase, TrueShape, TrueViewpoint)
 
 TRUE = "true"
 SEARCH = "search"
@@ -59,16 +59,20 @@ class ModelChoice:
                            self.semantic_model)
 
 
-def reconstruction_stage(checkpoint: str, device: str):
-    """The learned single-view reconstruction (2.5D sketches -> voxels -> mesh -> samples)."""
-    raise KptoolError(f"--reconstruction {checkpoint}: single-view reconstruction models are not part of this "
-                      f"build yet; use --reconstruction true on a rendered dataset")
-
-
-def viewpoint_stage(checkpoint: str, device: str):
-    """The learned viewpoint from RGB (``viewpoint-resnet18``)."""
-    raise KptoolError(f"--viewpoint {checkpoint}: viewpoint models are not part of this build yet; use "
-                      f"--viewpoint search (or true on a rendered dataset)")
+def reconstruction_stage(spec: str, device: str) -> LearnedShape:
+    """The learned single-view reconstruction from ``SKETCH,VOXELS`` (two run folders or .pt files) or a
+    folder holding ``sketch`` and ``voxels`` (run folders or .pt files)."""
+    if "," in spec:
+        sketch, _, voxels = spec.partition(",")
+    else:
+        root = Path(spec)
+        found = {name: next((c for c in (root / name, root / f"{name}.pt") if c.exists()), None)
+                 for name in ("sketch", "voxels")}
+        if not root.is_dir() or None in found.values():
+            raise InputError(root, "--reconstruction takes SKETCH,VOXELS (two runs) or a folder holding sketch and "
+                                   "voxels (run folders or .pt files)")
+        sketch, voxels = found["sketch"], found["voxels"]
+    return LearnedShape(sketch, voxels, device)
 
 
 def build_stages(choice: ModelChoice, truth: RenderTruth | None = None, device: str = "cpu",
@@ -93,7 +97,7 @@ def build_stages(choice: ModelChoice, truth: RenderTruth | None = None, device: 
     elif choice.viewpoint == TRUE:
         viewpoint = TrueViewpoint(need_truth("--viewpoint"))
     else:
-        viewpoint = viewpoint_stage(choice.viewpoint, device)
+        viewpoint = LearnedViewpoint(choice.viewpoint, device)
     if choice.semantic_model == TRUE:
         database = TrueDatabase(need_truth("--semantic-model"))
     elif choice.semantic_model == "database":

@@ -101,11 +101,19 @@ class EmbeddingKeypoints:
             raise InputError(checkpoint, "its embedding database is empty: build one with kptool embed-db")
         self.model, self.device, self.name = detector.model, detector.device, detector.name
         self.category = detector.category
+        self.normalize = detector.normalize
 
     @torch.no_grad()
     def embed(self, points: np.ndarray) -> np.ndarray:
-        """``(N, 3)`` -> ``(N, D)`` float32 embeddings."""
-        pts = torch.as_tensor(np.asarray(points, dtype=np.float32), device=self.device)[None]
+        """``(N, 3)`` points in any position and scale -> ``(N, D)`` float32 embeddings.
+
+        The points are brought into the model's training frame first (:func:`detection_frame`:
+        a reconstruction's canonical frame is not the prepared frame the model learned in).
+        """
+        from kptool.core.transform import detection_frame
+
+        p = np.asarray(points, dtype=np.float64)
+        pts = torch.as_tensor(detection_frame(p, self.normalize).apply(p).astype(np.float32), device=self.device)[None]
         return self.model.embed(pts)[0].float().cpu().numpy()
 
     @property
@@ -174,6 +182,44 @@ class SilhouetteSearch:
         return default_camera(shape, best.azimuth, best.elevation, size)
 
 
+class LearnedViewpoint:
+    """Azimuth and elevation from RGB (a ``viewpoint-resnet18`` run), at the default distance; refined."""
+
+    name = "viewpoint-network"
+    refine = True
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
+        from kptool.viewpoint import load_viewpoint_predictor
+
+        self.predictor = load_viewpoint_predictor(checkpoint, device)
+        self.name = f"viewpoint:{self.predictor.config.get('name') or 'viewpoint'}"
+
+    def __call__(self, inp: TransferInput, shape: ShapeEstimate, size: int) -> Camera:
+        az, el = self.predictor.predict(inp.rgb[None])
+        return default_camera(shape, az[0], el[0], size)
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+class LearnedShape:
+    """Single-view reconstruction: 2.5D sketches -> voxels -> marching cubes -> surface samples
+    (:mod:`kptool.reconstruct`); the predicted silhouette is what the camera is refined against."""
+
+    name = "reconstruction"
+
+    def __init__(self, sketch: str | os.PathLike, voxels: str | os.PathLike, device: str | torch.device = "cpu"):
+        from kptool.reconstruct.pipeline import load_reconstructor
+
+        self.reconstructor = load_reconstructor(sketch, voxels, device)
+
+    def __call__(self, inp: TransferInput) -> ShapeEstimate:
+        rec = self.reconstructor(inp.rgb[None])[0]
+        if rec.error is not None:
+            raise KptoolError(f"reconstruction failed: {rec.error}")
+        return ShapeEstimate(np.asarray(rec.mesh.vertices, np.float64), np.asarray(rec.mesh.faces, np.int64),
+                             np.asarray(rec.points, np.float32), np.asarray(rec.silhouette, np.float32))
+
+
 # ---------------------------------------------------------------------------------------------- ground truth
 
 class RenderTruth:
@@ -233,7 +279,8 @@ class TrueShape:
 
 
 class TrueViewpoint:
-    """The camera the image was rendered with (not refined)."""
+    """The camera the image was rendered with (not refined): its azimuth, elevation and distance in
+    shape sizes, looking at the shape estimate's box centre (the true camera itself on the true shape)."""
 
     name = "true-viewpoint"
     refine = False
@@ -242,7 +289,10 @@ class TrueViewpoint:
         self.truth = truth
 
     def __call__(self, inp: TransferInput, shape: ShapeEstimate, size: int) -> Camera:
-        return self.truth.camera(inp.name, size)
+        true = self.truth.camera(inp.name, size)
+        vertices = self.truth.shape(inp.name).vertices
+        true_size = float((vertices.max(0) - vertices.min(0)).max() / 2)
+        return default_camera(shape, true.azimuth, true.elevation, size, true.distance / true_size, true.fov)
 
 
 class TrueDatabase:
