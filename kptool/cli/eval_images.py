@@ -70,6 +70,8 @@ def transfer_stages(
     viewpoint: Optional[str] = typer.Option(None, "--viewpoint", show_default=False,
                                             help="Viewpoint run folder or .pt [default: search, no network]."),
     models: Optional[Path] = typer.Option(None, "--models", show_default=False, help="Bundle folder of the three."),
+    direct: Optional[str] = typer.Option(None, "--direct", show_default=False,
+                                         help="A heatmap2d run: adds the direct 2D baseline's row."),
     rows: Optional[str] = typer.Option(None, "--rows", show_default=False,
                                        help="Comma-separated rows [default: all: full, shape-gt, viewpoint-gt, "
                                             "semantic-gt, shape+viewpoint-gt, all-gt]."),
@@ -87,7 +89,7 @@ def transfer_stages(
     from kptool.transfer.models import ModelChoice
 
     chosen = tuple(r.strip() for r in rows.split(",")) if rows else tuple(ROWS)
-    base = ModelChoice(reconstruction, viewpoint, embedding).with_bundle(models)
+    base = ModelChoice(reconstruction, viewpoint, embedding, direct=direct).with_bundle(models)
     results = analyse_stages(data, base, out, chosen, split, views, transfer_options(size, refine_steps, False, device),
                              device, force, log=lambda m: info(m, quiet or as_json))
     if as_json:

@@ -38,6 +38,8 @@ def transfer(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (keypoints2d.json, overlays/, transfer.json)."),
     models: Optional[Path] = MODELS, reconstruction: Optional[str] = RECONSTRUCTION,
     viewpoint: Optional[str] = VIEWPOINT, embedding: Optional[str] = EMBEDDING, semantic_model: str = SEMANTIC,
+    direct: Optional[Path] = typer.Option(None, "--direct", show_default=False,
+                                          help="No 3D: keypoints straight from a heatmap2d run (the 2D baseline)."),
     split: Optional[str] = typer.Option(None, "--split", help="Rendered dataset input: only this split."),
     views: Optional[int] = typer.Option(None, "--views", help="Rendered dataset input: the first N views per shape."),
     size: int = SIZE, refine_steps: int = STEPS, only_distance: bool = ONLY_DISTANCE, device: str = DEVICE,
@@ -50,15 +52,13 @@ def transfer(
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Keypoints with semantic ids and visibility for images of one object category."""
-    from kptool.transfer.models import ModelChoice, build_stages
+    from kptool.transfer.models import ModelChoice, build_method
     from kptool.transfer.run import jobs_for, run_transfer
-    from kptool.transfer.stages import RenderTruth
 
     options = transfer_options(size, refine_steps, only_distance, device)
     jobs = jobs_for(input, mask, split, views)
-    renders = input.is_dir() and (input / "manifest.json").is_file()
-    choice = ModelChoice(reconstruction, viewpoint, embedding, semantic_model).with_bundle(models)
-    stages = build_stages(choice, RenderTruth(input) if renders else None, device, category)
+    choice = ModelChoice(reconstruction, viewpoint, embedding, semantic_model, direct).with_bundle(models)
+    method = build_method(choice, input, options, device, category)
     shown = []
 
     def keep(rgb, result) -> None:
@@ -66,13 +66,13 @@ def transfer(
             shown.append((rgb, result))
 
     state = {"input": str(input.resolve()), "split": split, "views": views, "mask": str(mask) if mask else None,
-             "models": {k: getattr(choice, k) for k in ("reconstruction", "viewpoint", "embedding")}}
+             "models": {k: getattr(choice, k) for k in ("reconstruction", "viewpoint", "embedding", "direct")}}
     summary = run_with_progress(
         "transfer", quiet,
-        lambda report: run_transfer(jobs, stages, out, options, force, strict or input.is_file(), overlays, state,
-                                    report, keep),
+        lambda report: run_transfer(jobs, method, out, force, strict or input.is_file(), overlays, state, report,
+                                    keep),
         f"run the same command again to resume from {out}")
-    if grid is not None and shown:
+    if grid is not None and shown and choice.direct is None:
         from kptool.viz.transfer import plot_transfer_grid
 
         plot_transfer_grid(shown, grid)

@@ -163,10 +163,11 @@ def score_images(truths: dict[str, ImageTruth], predicted: dict[str, tuple[np.nd
 
 def render_truths(renders: str | os.PathLike, split: str | None = None) -> dict[str, ImageTruth]:
     """Every image of a rendered dataset (of ``split``; None or ``all``: every split) -> its truth."""
-    from kptool.render.dataset import read_renders_manifest, read_views
+    from kptool.render.dataset import read_views
+    from kptool.render.images import read_render_manifest
 
     root = Path(renders)
-    manifest = read_renders_manifest(root)
+    manifest = read_render_manifest(root)
     size = float(manifest["options"]["sampling"]["size"])
     out: dict[str, ImageTruth] = {}
     for rec in manifest["shapes"]:

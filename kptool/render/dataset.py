@@ -247,15 +247,3 @@ def read_views(root: str | Path, shape_id: str) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError) as e:
         raise InputError(path, f"unreadable rendered views ({e})") from None
 
-
-def read_renders_manifest(root: str | Path) -> dict[str, Any]:
-    """The ``manifest.json`` of a complete rendered dataset (InputError when it is not one)."""
-    from kptool.io.safe_load import parse_json
-
-    path = Path(root) / prepared.MANIFEST
-    if not path.is_file():
-        raise InputError(root, "not a rendered dataset (no manifest.json; is the kptool render run finished?)")
-    doc = parse_json(path.read_bytes(), path, "renders manifest")
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise InputError(path, f'not a rendered dataset manifest (expected "format": "{FORMAT}")')
-    return doc

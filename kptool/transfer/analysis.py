@@ -20,7 +20,7 @@ from typing import Callable
 from kptool.errors import KptoolError
 from kptool.metrics.pck import PckReport, evaluate_pck
 from kptool.transfer.models import SEARCH, TRUE, ModelChoice, build_stages
-from kptool.transfer.pipeline import TransferOptions
+from kptool.transfer.pipeline import Pipeline, TransferOptions
 from kptool.transfer.run import PREDICTIONS, jobs_for, run_transfer
 from kptool.transfer.stages import RenderTruth
 
@@ -68,18 +68,30 @@ def analyse_stages(renders: str | os.PathLike, base: ModelChoice, out: str | os.
     results = []
     for name in rows:
         choice = row_choice(name, base)
-        if choice.reconstruction is None:
-            results.append(StageRow(name, choice, None, {}, "no reconstruction model (--reconstruction)"))
-            log(f"{name}: skipped (no reconstruction model)")
+        missing = ("no embedding model (--embedding)" if choice.embedding is None else
+                   "no reconstruction model (--reconstruction)" if choice.reconstruction is None else None)
+        if missing:
+            results.append(StageRow(name, choice, None, {}, missing))
+            log(f"{name}: skipped ({missing})")
             continue
         log(f"{name}: {len(jobs)} images")
-        stages = build_stages(choice, truth, device)
-        state = {"input": str(Path(renders).resolve()), "split": split, "views": views, "row": name}
-        summary = run_transfer(jobs, stages, out / name, options, force, False, False, state)
-        report = evaluate_pck(_read(out / name / PREDICTIONS), renders, split)
-        results.append(StageRow(name, choice, report, summary["seconds_per_image"]))
+        method = Pipeline(build_stages(choice, truth, device), options)
+        results.append(_run_row(name, choice, method, jobs, renders, out, split, views, force))
+    if base.direct is not None:
+        from kptool.transfer.direct import DirectKeypoints
+
+        log(f"direct-2d: {len(jobs)} images")
+        results.append(_run_row("direct-2d", base, DirectKeypoints(base.direct, device), jobs, renders, out, split,
+                                views, force))
     write_stage_table(results, out)
     return results
+
+
+def _run_row(name, choice, method, jobs, renders, out: Path, split, views, force) -> StageRow:
+    state = {"input": str(Path(renders).resolve()), "split": split, "views": views, "row": name}
+    summary = run_transfer(jobs, method, out / name, force, False, False, state)
+    report = evaluate_pck(_read(out / name / PREDICTIONS), renders, split)
+    return StageRow(name, choice, report, summary["seconds_per_image"])
 
 
 def _read(path: Path):
@@ -94,8 +106,11 @@ def write_stage_table(rows: list[StageRow], out: Path) -> list[Path]:
 
     records = []
     for r in rows:
-        rec = {"row": r.name, "shape": r.choice.reconstruction, "viewpoint": r.choice.viewpoint,
-               "semantic_model": r.choice.semantic_model, "skipped": r.skipped,
+        direct = r.name == "direct-2d"
+        rec = {"row": r.name, "shape": None if direct else r.choice.reconstruction,
+               "viewpoint": None if direct else r.choice.viewpoint,
+               "semantic_model": None if direct else r.choice.semantic_model, "direct": r.choice.direct if direct else None,
+               "skipped": r.skipped,
                "seconds_per_image": r.seconds_per_image}
         if r.report is not None:
             rec.update(images=r.report.images, keypoints=r.report.keypoints, pck_image=r.report.pck_image,

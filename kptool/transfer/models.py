@@ -26,7 +26,7 @@ from kptool.transfer.stages import (EmbeddingKeypoints, LearnedShape, LearnedVie
 
 TRUE = "true"
 SEARCH = "search"
-BUNDLE_ENTRIES = ("reconstruction", "viewpoint", "embedding")
+BUNDLE_ENTRIES = ("reconstruction", "viewpoint", "embedding")      # and, for the 2D baseline, direct
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ModelChoice:
     viewpoint: str | None = None
     embedding: str | None = None
     semantic_model: str = "database"    # or true
+    direct: str | None = None           # a heatmap2d run: no 3D at all
 
     def with_bundle(self, bundle: str | os.PathLike | None) -> "ModelChoice":
         """Fill the stages not given from a bundle folder."""
@@ -56,7 +57,7 @@ class ModelChoice:
                                    f"none is here")
         return ModelChoice(self.reconstruction or found.get("reconstruction"),
                            self.viewpoint or found.get("viewpoint"), self.embedding or found.get("embedding"),
-                           self.semantic_model)
+                           self.semantic_model, self.direct)
 
 
 def reconstruction_stage(spec: str, device: str) -> LearnedShape:
@@ -105,3 +106,17 @@ def build_stages(choice: ModelChoice, truth: RenderTruth | None = None, device: 
     else:
         raise KptoolError(f"--semantic-model must be database or true, got {choice.semantic_model!r}")
     return Stages(shape, viewpoint, keypoints, database)
+
+
+def build_method(choice: ModelChoice, input: str | os.PathLike, options, device: str = "cpu",
+                 category: str | None = None):
+    """The method ``kptool transfer`` runs on ``input``: the 2D-3D-2D pipeline, or the direct 2D model."""
+    from kptool.transfer.pipeline import Pipeline
+
+    if choice.direct is not None:
+        from kptool.transfer.direct import DirectKeypoints
+
+        return DirectKeypoints(choice.direct, device)
+    p = Path(input)
+    truth = RenderTruth(p) if p.is_dir() and (p / "manifest.json").is_file() else None
+    return Pipeline(build_stages(choice, truth, device, category), options)

@@ -9,7 +9,7 @@ shape's own surface passes (the rule ``kptool render`` uses for ground truth).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -54,27 +54,37 @@ class Stages:
 
 
 @dataclass
-class TransferResult:
-    """One image's keypoints.
+class ImageKeypoints:
+    """One image's 2D keypoints.
 
     Attributes:
         uv: ``(S, 2)`` pixel coordinates in the input image; ids: ``(S,)`` semantic ids;
-        visible: ``(S,)`` bool. keypoints: ``(S, 3)`` in the shape's frame.
-        camera: the refined camera (working size); initial: before refinement.
-        iou: silhouette IoU of the shape against the target before and after refinement.
-        seconds: per stage (:data:`STAGES`).
+        visible: ``(S,)`` bool. seconds: per stage.
     """
 
     name: str
     uv: np.ndarray
     ids: np.ndarray
     visible: np.ndarray
+    seconds: dict[str, float]
+
+
+@dataclass
+class TransferResult(ImageKeypoints):
+    """One image's keypoints through 3D.
+
+    Attributes:
+        keypoints: ``(S, 3)`` in the shape's frame.
+        camera: the refined camera (working size); initial: before refinement.
+        iou: silhouette IoU of the shape against the target before and after refinement.
+        seconds: per stage (:data:`STAGES`).
+    """
+
     keypoints: np.ndarray
     shape: ShapeEstimate
     initial: Camera
     camera: Camera
     iou: tuple[float, float] | None
-    seconds: dict[str, float]
     target: np.ndarray          # (size, size) the silhouette the camera was refined against
 
 
@@ -126,4 +136,19 @@ def transfer_image(inp: TransferInput, stages: Stages, options: TransferOptions 
     visible = keypoint_visibility(uvz, depth, VISIBILITY_TOLERANCE * shape.size)
     uv = scale_pixels(uvz[:, :2], options.size, inp.size)
     lap("projection")
-    return TransferResult(inp.name, uv, ids, visible, keypoints, shape, initial, camera, iou, seconds, target)
+    return TransferResult(inp.name, uv, ids, visible, seconds, keypoints, shape, initial, camera, iou, target)
+
+
+class Pipeline:
+    """The 2D-3D-2D method: :func:`transfer_image` with fixed stages and options."""
+
+    stages_run = STAGES
+
+    def __init__(self, stages: Stages, options: TransferOptions = TransferOptions()):
+        self.stages, self.options = stages, options
+
+    def describe(self) -> dict:
+        return {"method": "2d-3d-2d", **self.stages.describe(), "options": asdict(self.options)}
+
+    def __call__(self, inp: TransferInput) -> TransferResult:
+        return transfer_image(inp, self.stages, self.options)

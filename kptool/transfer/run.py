@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,9 +29,8 @@ from kptool.errors import InputError, KptoolError
 from kptool.failures import Failures
 from kptool.io.atomic import safe_join, write_text
 from kptool.io.predictions import Predictions, write_predictions
-from kptool.render.camera import Camera
 from kptool.transfer.inputs import image_files, load_input
-from kptool.transfer.pipeline import STAGES, Stages, TransferOptions, transfer_image
+from kptool.transfer.pipeline import TransferResult
 
 STATE = ".kptool-transfer.json"
 PREDICTIONS = "keypoints2d.json"
@@ -55,9 +54,10 @@ def jobs_for(path: str | os.PathLike, mask: str | os.PathLike | None = None, spl
     """
     p = Path(path)
     if p.is_dir() and (p / "manifest.json").is_file():
-        from kptool.render.dataset import read_renders_manifest, rgb_file
+        from kptool.render.dataset import rgb_file
+        from kptool.render.images import read_render_manifest
 
-        manifest = read_renders_manifest(p)
+        manifest = read_render_manifest(p)
         if mask is not None:
             raise KptoolError("--mask is for image files and folders; a rendered dataset's objects are on a plain "
                               "background")
@@ -77,29 +77,28 @@ def jobs_for(path: str | os.PathLike, mask: str | os.PathLike | None = None, spl
 
 
 def _record(result) -> dict:
-    def cam(c: Camera) -> dict:
-        return c.to_json()
-
-    return {"name": result.name, "uv": result.uv.round(4).tolist(), "ids": result.ids.tolist(),
-            "visible": result.visible.tolist(), "keypoints": result.keypoints.round(6).tolist(),
-            "initial_camera": cam(result.initial), "camera": cam(result.camera),
-            "iou": None if result.iou is None else list(result.iou), "seconds": result.seconds}
+    rec = {"name": result.name, "uv": np.asarray(result.uv).round(4).tolist(), "ids": np.asarray(result.ids).tolist(),
+           "visible": np.asarray(result.visible).tolist(), "seconds": result.seconds}
+    if isinstance(result, TransferResult):
+        rec.update(keypoints=result.keypoints.round(6).tolist(), initial_camera=result.initial.to_json(),
+                   camera=result.camera.to_json(), iou=None if result.iou is None else list(result.iou))
+    return rec
 
 
 def record_path(out: Path, name: str) -> Path:
     return safe_join(out, "records", name + ".json")
 
 
-def run_transfer(jobs: list[ImageJob], stages: Stages, out: str | os.PathLike, options: TransferOptions = TransferOptions(),
-                 force: bool = False, strict: bool = False, overlays: bool = True, state: dict | None = None,
+def run_transfer(jobs: list[ImageJob], method: Callable, out: str | os.PathLike, force: bool = False, strict: bool = False, overlays: bool = True, state: dict | None = None,
                  progress: Callable[[int, int, str], None] | None = None,
                  on_result: Callable[[np.ndarray, object], None] | None = None) -> dict:
-    """Transfer keypoints to every job's image; returns the summary written to ``transfer.json``."""
+    """Keypoints for every job's image with ``method`` (a :class:`~kptool.transfer.pipeline.Pipeline` or
+    :class:`~kptool.transfer.direct.DirectKeypoints`); returns the summary written to ``transfer.json``."""
     from kptool.data.prepare import check_output
     from kptool.viz.transfer import plot_overlay
 
     out = Path(out)
-    run_state = {"stages": stages.describe(), "options": asdict(options), **(state or {})}
+    run_state = {"method": method.describe(), **(state or {})}
     resuming = check_output(out, run_state, force, STATE, owned=OWNED)
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
@@ -118,7 +117,7 @@ def run_transfer(jobs: list[ImageJob], stages: Stages, out: str | os.PathLike, o
                 pass   # a damaged record is redone
         try:
             inp = load_input(job.image, job.name, job.mask)
-            result = transfer_image(inp, stages, options)
+            result = method(inp)
         except KptoolError as e:
             failures.add(job.name, job.image, str(e))
             continue
@@ -133,14 +132,14 @@ def run_transfer(jobs: list[ImageJob], stages: Stages, out: str | os.PathLike, o
     failures.write(out / "failures.json")
     ids = _common_ids(records)
     preds = Predictions({n: np.asarray(r["uv"], np.float32).reshape(-1, 2) for n, r in records.items()},
-                        kind="keypoints_2d", method="transfer", ordered=True,
+                        kind="keypoints_2d", method=method.describe()["method"], ordered=True,
                         visible={n: np.asarray(r["visible"], bool) for n, r in records.items()},
                         keypoint_ids=ids, split=str((state or {}).get("split") or ""),
                         dataset=str((state or {}).get("input", "")),
                         semantic_ids={} if ids is not None else
                         {n: np.asarray(r["ids"], np.int64) for n, r in records.items()})
-    summary = {"images": len(jobs), "done": len(records), "failed": len(failures), "stages": stages.describe(),
-               "options": asdict(options), "seconds_per_image": _mean_seconds(records),
+    summary = {"images": len(jobs), "done": len(records), "failed": len(failures), "method": method.describe(),
+               "seconds_per_image": _mean_seconds(records, method.stages_run),
                "seconds": round(time.perf_counter() - started, 2), "failures": failures.records}
     write_text(out / "transfer.json", json.dumps(summary, indent=1))
     write_predictions(out / PREDICTIONS, preds, overwrite=True)
@@ -152,10 +151,10 @@ def _common_ids(records: dict[str, dict]) -> list[int] | None:
     return list(seen.pop()) if len(seen) == 1 else None
 
 
-def _mean_seconds(records: dict[str, dict]) -> dict[str, float]:
+def _mean_seconds(records: dict[str, dict], stages) -> dict[str, float]:
     """Mean seconds per image of each stage, and their total."""
     if not records:
         return {}
-    means = {s: float(np.mean([r["seconds"].get(s, 0.0) for r in records.values()])) for s in STAGES}
+    means = {s: float(np.mean([r["seconds"].get(s, 0.0) for r in records.values()])) for s in stages}
     means["total"] = sum(means.values())
     return {k: round(v, 4) for k, v in means.items()}

@@ -227,10 +227,10 @@ class RenderTruth:
 
     def __init__(self, renders: str | os.PathLike):
         from kptool.data.prepared import PreparedDataset
-        from kptool.render.dataset import read_renders_manifest
+        from kptool.render.images import read_render_manifest
 
         self.root = Path(renders)
-        self.manifest = read_renders_manifest(self.root)
+        self.manifest = read_render_manifest(self.root)
         self.dataset = PreparedDataset(self.manifest["dataset"])
         self._views: dict[str, dict[str, np.ndarray]] = {}
 

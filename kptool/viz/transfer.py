@@ -58,10 +58,11 @@ def draw_silhouette(ax, mask: np.ndarray, extent_size: int, colour: str = "tab:r
 
 
 def plot_overlay(rgb: np.ndarray, result, path: str | os.PathLike) -> Path:
-    """The input with the refined silhouette's outline and the keypoints."""
+    """The input with the keypoints (and, for results through 3D, the refined silhouette's outline)."""
     fig, ax = plt.subplots(figsize=(3.2, 3.2))
     _image(ax, rgb, f"{result.name}")
-    draw_silhouette(ax, silhouette_of(result, result.camera.size), rgb.shape[0])
+    if hasattr(result, "camera"):     # through 3D: the refined silhouette
+        draw_silhouette(ax, silhouette_of(result, result.camera.size), rgb.shape[0])
     draw_keypoints(ax, result.uv, result.ids, result.visible)
     return _save(fig, path)
 
