@@ -57,7 +57,8 @@ def transfer(
 
     options = transfer_options(size, refine_steps, only_distance, device)
     jobs = jobs_for(input, mask, split, views)
-    choice = ModelChoice(reconstruction, viewpoint, embedding, semantic_model, direct).with_bundle(models)
+    choice = ModelChoice(reconstruction, viewpoint, embedding, semantic_model,
+                         str(direct) if direct else None).with_bundle(models)
     method = build_method(choice, input, options, device, category)
     shown = []
 

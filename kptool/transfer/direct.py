@@ -41,7 +41,7 @@ class DirectKeypoints:
     def __call__(self, inp: TransferInput) -> ImageKeypoints:
         start = time.perf_counter()
         work = resize_input(inp, self.image_size)
-        image = torch.as_tensor(work.rgb, dtype=torch.float32, device=self.device).permute(2, 0, 1)[None] / 255
+        image = torch.as_tensor(np.array(work.rgb, dtype=np.float32) / 255, device=self.device).permute(2, 0, 1)[None]
         out = self.model.predict({"image": image})["keypoints_2d"][0].cpu().numpy()    # (J, 4)
         known = np.flatnonzero(out[:, 3] > 0.5)
         uv = scale_pixels(out[known, :2], self.image_size, inp.size)
