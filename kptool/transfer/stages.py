@@ -24,6 +24,7 @@ import torch
 
 from kptool.errors import InputError, KptoolError
 from kptool.render.camera import Camera
+from kptool.render.materials import box_centre, shape_size
 from kptool.transfer.inputs import TransferInput
 
 DEFAULT_DISTANCE = 2.08   # shape sizes: the renders' default (the reference code's 1.04 in a unit cube)
@@ -47,13 +48,11 @@ class ShapeEstimate:
     @property
     def size(self) -> float:
         """Half the longest side of the bounding box (the unit of camera distances)."""
-        lo, hi = self.vertices.min(0), self.vertices.max(0)
-        return float((hi - lo).max() / 2)
+        return shape_size(self.vertices)
 
     @property
     def centre(self) -> np.ndarray:
-        lo, hi = self.vertices.min(0), self.vertices.max(0)
-        return (lo + hi) / 2
+        return box_centre(self.vertices)
 
 
 class ShapeStage(Protocol):
@@ -290,8 +289,7 @@ class TrueViewpoint:
 
     def __call__(self, inp: TransferInput, shape: ShapeEstimate, size: int) -> Camera:
         true = self.truth.camera(inp.name, size)
-        vertices = self.truth.shape(inp.name).vertices
-        true_size = float((vertices.max(0) - vertices.min(0)).max() / 2)
+        true_size = shape_size(self.truth.shape(inp.name).vertices)
         return default_camera(shape, true.azimuth, true.elevation, size, true.distance / true_size, true.fov)
 
 
