@@ -89,6 +89,11 @@ def test_train_preset_then_direct_transfer_and_pck(renders, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 3 and report["method"] == "direct-2d"
     assert 0.0 <= report["pck_image"] <= 1.0 and report["keypoints"] > 0
+    # the same images as the stage table's direct-2d row
+    assert main(["eval", "transfer-stages", str(renders), "--direct", str(run), "--rows", "direct-2d",
+                 "--out", str(tmp_path / "stages"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["row"] for r in rows] == ["direct-2d"] and rows[0]["pck_image"] == report["pck_image"]
 
 
 @requires_cuda

@@ -74,7 +74,7 @@ def transfer_stages(
                                          help="A heatmap2d run: adds the direct 2D baseline's row."),
     rows: Optional[str] = typer.Option(None, "--rows", show_default=False,
                                        help="Comma-separated rows [default: all: full, shape-gt, viewpoint-gt, "
-                                            "semantic-gt, shape+viewpoint-gt, all-gt]."),
+                                            "semantic-gt, shape+viewpoint-gt, all-gt, and direct-2d with --direct]."),
     split: str = typer.Option("test", "--split", help="Images of this split (or all)."),
     views: Optional[int] = typer.Option(None, "--views", help="The first N views per shape."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder: one transfer run per row, stages.csv/json."),

@@ -35,6 +35,9 @@ ROWS = {
 }
 
 
+DIRECT = "direct-2d"     # the heat-map network's row (with --direct)
+
+
 @dataclass
 class StageRow:
     name: str
@@ -57,16 +60,18 @@ def analyse_stages(renders: str | os.PathLike, base: ModelChoice, out: str | os.
                    device: str = "cpu", force: bool = False, log: Callable[[str], None] = lambda m: None
                    ) -> list[StageRow]:
     """Run every row of ``rows`` on the images of ``renders`` into ``out/<row>/``; PCK per row."""
-    unknown = [r for r in rows if r not in ROWS]
+    unknown = [r for r in rows if r not in ROWS and r != DIRECT]
     if unknown:
-        raise KptoolError(f"unknown stage rows {', '.join(unknown)} (known: {', '.join(ROWS)})")
+        raise KptoolError(f"unknown stage rows {', '.join(unknown)} (known: {', '.join(ROWS)}, {DIRECT})")
+    if DIRECT in rows and base.direct is None:
+        raise KptoolError(f"the {DIRECT} row needs --direct RUN (a heatmap2d run)")
     truth = RenderTruth(renders)
     jobs = jobs_for(renders, None, split, views)
     if not jobs:
         raise KptoolError(f"{renders}: no images in split {split!r}")
     out = Path(out)
     results = []
-    for name in rows:
+    for name in (r for r in rows if r != DIRECT):
         choice = row_choice(name, base)
         missing = ("no embedding model (--embedding)" if choice.embedding is None else
                    "no reconstruction model (--reconstruction)" if choice.reconstruction is None else None)
@@ -77,11 +82,11 @@ def analyse_stages(renders: str | os.PathLike, base: ModelChoice, out: str | os.
         log(f"{name}: {len(jobs)} images")
         method = Pipeline(build_stages(choice, truth, device), options)
         results.append(_run_row(name, choice, method, jobs, renders, out, split, views, force))
-    if base.direct is not None:
+    if base.direct is not None and (DIRECT in rows or tuple(rows) == tuple(ROWS)):
         from kptool.transfer.direct import DirectKeypoints
 
-        log(f"direct-2d: {len(jobs)} images")
-        results.append(_run_row("direct-2d", base, DirectKeypoints(base.direct, device), jobs, renders, out, split,
+        log(f"{DIRECT}: {len(jobs)} images")
+        results.append(_run_row(DIRECT, base, DirectKeypoints(base.direct, device), jobs, renders, out, split,
                                 views, force))
     write_stage_table(results, out)
     return results
@@ -106,7 +111,7 @@ def write_stage_table(rows: list[StageRow], out: Path) -> list[Path]:
 
     records = []
     for r in rows:
-        direct = r.name == "direct-2d"
+        direct = r.name == DIRECT
         rec = {"row": r.name, "shape": None if direct else r.choice.reconstruction,
                "viewpoint": None if direct else r.choice.viewpoint,
                "semantic_model": None if direct else r.choice.semantic_model, "direct": r.choice.direct if direct else None,
