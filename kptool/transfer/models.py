@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kptool.errors import InputError, KptoolError
 from kptool.transfer.pipeline import Stages
-from kptool.transfer.stages import (EmbeddingKeypoints, LearnedShape, LearnedViewpoint, ModelDatabase, RenderTruth,
+from kptool.transfer.stages import (MARCHING_CUBES_LEVEL, EmbeddingKeypoints, LearnedShape, LearnedViewpoint, ModelDatabase, RenderTruth,
                                     SilhouetteSearch, TrueDatabase, TrueShape, TrueViewpoint)
 
 TRUE = "true"
@@ -60,7 +60,7 @@ class ModelChoice:
                            self.semantic_model, self.direct)
 
 
-def reconstruction_stage(spec: str, device: str) -> LearnedShape:
+def reconstruction_stage(spec: str, device: str, level: float = MARCHING_CUBES_LEVEL) -> LearnedShape:
     """The learned single-view reconstruction from ``SKETCH,VOXELS`` (two run folders or .pt files) or a
     folder holding ``sketch`` and ``voxels`` (run folders or .pt files)."""
     if "," in spec:
@@ -73,11 +73,11 @@ def reconstruction_stage(spec: str, device: str) -> LearnedShape:
             raise InputError(root, "--reconstruction takes SKETCH,VOXELS (two runs) or a folder holding sketch and "
                                    "voxels (run folders or .pt files)")
         sketch, voxels = found["sketch"], found["voxels"]
-    return LearnedShape(sketch, voxels, device)
+    return LearnedShape(sketch, voxels, device, level)
 
 
 def build_stages(choice: ModelChoice, truth: RenderTruth | None = None, device: str = "cpu",
-                 category: str | None = None) -> Stages:
+                 category: str | None = None, level: float = MARCHING_CUBES_LEVEL) -> Stages:
     """The pipeline's stages for ``choice``; ``truth`` (a rendered dataset) for the ``true`` ones."""
     def need_truth(option: str) -> RenderTruth:
         if truth is None:
@@ -92,7 +92,7 @@ def build_stages(choice: ModelChoice, truth: RenderTruth | None = None, device: 
     if choice.reconstruction is None:
         raise KptoolError("name the reconstruction: --reconstruction RUN or --models DIR (or true on renders)")
     shape = (TrueShape(need_truth("--reconstruction")) if choice.reconstruction == TRUE
-             else reconstruction_stage(choice.reconstruction, device))
+             else reconstruction_stage(choice.reconstruction, device, level))
     if choice.viewpoint in (None, SEARCH):
         viewpoint = SilhouetteSearch()
     elif choice.viewpoint == TRUE:

@@ -28,6 +28,7 @@ from kptool.render.materials import box_centre, shape_size
 from kptool.transfer.inputs import TransferInput
 
 DEFAULT_DISTANCE = 2.08   # shape sizes: the renders' default (the reference code's 1.04 in a unit cube)
+MARCHING_CUBES_LEVEL = 0.1   # occupancy probability of the surface: the reference code's (ShapeHD)
 
 
 @dataclass
@@ -206,10 +207,11 @@ class LearnedShape:
 
     name = "reconstruction"
 
-    def __init__(self, sketch: str | os.PathLike, voxels: str | os.PathLike, device: str | torch.device = "cpu"):
+    def __init__(self, sketch: str | os.PathLike, voxels: str | os.PathLike, device: str | torch.device = "cpu",
+                 level: float = MARCHING_CUBES_LEVEL):
         from kptool.reconstruct.pipeline import load_reconstructor
 
-        self.reconstructor = load_reconstructor(sketch, voxels, device)
+        self.reconstructor = load_reconstructor(sketch, voxels, device, level=level)
 
     def __call__(self, inp: TransferInput) -> ShapeEstimate:
         rec = self.reconstructor(inp.rgb[None])[0]
