@@ -7,8 +7,8 @@ import sys
 import typer
 
 from kptool import __version__
-from kptool.cli import (detect, embed_db, eval as eval_cmd, features, info, listing, prepare, reconstruction, register,
-                        render, svm, train, viewpoint)
+from kptool.cli import (detect, embed_db, eval as eval_cmd, eval_images, features, info, listing, prepare,
+                        reconstruction, register, render, svm, train, transfer, viewpoint)
 from kptool.cli.common import State, console, error_line
 from kptool.errors import KptoolError
 
@@ -22,8 +22,10 @@ app = typer.Typer(
 app.add_typer(prepare.app, name="prepare")
 app.add_typer(eval_cmd.app, name="eval")
 eval_cmd.app.command("svm")(svm.svm)
-eval_cmd.app.command("reconstruction")(reconstruction.reconstruction)
 eval_cmd.app.command("viewpoint")(viewpoint.eval_viewpoint)
+eval_cmd.app.command("pck")(eval_images.pck)
+eval_cmd.app.command("transfer-stages")(eval_images.transfer_stages)
+eval_cmd.app.command("reconstruction")(reconstruction.reconstruction)
 app.command("train")(train.train)
 app.command("export-weights")(train.export_weights)
 app.command("detect")(detect.detect)
@@ -34,6 +36,7 @@ app.command("info")(info.info)
 app.command("list")(listing.list_entries)
 app.command("render")(render.render)
 app.command("refine-camera")(render.refine_camera)
+app.command("transfer")(transfer.transfer)
 
 
 def _version(value: bool) -> None:

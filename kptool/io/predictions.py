@@ -17,7 +17,8 @@ arrays in an NPZ file beside it (``p.json`` -> ``p.npz``)::
       "arrays": "p.npz",                    # array kinds: the NPZ beside this file
       "shapes": [{"id": "<shape id>", "keypoints": [[x, y, z], ...], "scores": [...],    # keypoints
                   "details": {"<name>": [...], ...}},                                     # optional
-                 {"id": "<shape id>", "keypoints": [[u, v], ...], "visible": [...]},     # keypoints_2d
+                 {"id": "<image>", "keypoints": [[u, v], ...], "visible": [...],         # keypoints_2d
+                  "keypoint_ids": [...]},                                                 # optional
                  {"id": "<shape id>", "array": "a0"},                                     # array kinds
                  {"id": "<shape id>", "array": "a1", "class": "chair"}]                   # class_logits: argmax
     }
@@ -50,7 +51,7 @@ FRAMES = ("prepared", "original")
 # kind -> per-shape array it holds
 KINDS = {
     "keypoints": "(K, 3) keypoints, inline",
-    "keypoints_2d": "(K, 2) image keypoints with (K,) visibility, inline",
+    "keypoints_2d": "(K, 2) image keypoints with (K,) visibility and semantic ids, inline, per image",
     "embeddings": "(N, D) per-point embeddings, in the NPZ",
     "point_logits": "(N, J) per-point class scores, in the NPZ",
     "global_features": "(C,) one feature vector per shape, in the NPZ",
@@ -69,6 +70,8 @@ class Predictions:
         kind: one of :data:`KINDS`.
         scores: optional per-keypoint scores; visible: ``keypoints_2d`` visibility per keypoint.
         details: optional per-shape named arrays beside the keypoints (``{id: {name: array}}``).
+        semantic_ids: ``keypoints_2d``: per record ``(K,)`` semantic ids, when they differ between records
+            (otherwise ``keypoint_ids`` names the slots for all of them).
     """
 
     keypoints: dict[str, np.ndarray] = field(default_factory=dict)
@@ -84,6 +87,7 @@ class Predictions:
     keypoint_ids: list[int] | None = None    # ordered keypoints: the semantic id of each slot, when known
     details: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     class_names: list[str] | None = None      # class_logits: the class of each score, when known
+    semantic_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -97,6 +101,15 @@ class Predictions:
     @property
     def ids(self) -> list[str]:
         return list(self.values)
+
+    def ids_of(self, sid: str) -> np.ndarray:
+        """``(K,)`` semantic ids of a record's keypoints: its own, else the slots' ``keypoint_ids``, else 0..K-1."""
+        if sid in self.semantic_ids:
+            return self.semantic_ids[sid]
+        k = len(self.keypoints[sid])
+        if self.keypoint_ids is not None and len(self.keypoint_ids) == k:
+            return np.asarray(self.keypoint_ids, dtype=np.int64)
+        return np.arange(k, dtype=np.int64)
 
     @property
     def num_keypoints(self) -> int | None:
@@ -133,6 +146,8 @@ def predictions_json(preds: Predictions, arrays_file: str | None = None) -> str:
             rec["scores"] = np.asarray(preds.scores[sid], dtype=float).round(7).tolist()
         if sid in preds.visible:
             rec["visible"] = np.asarray(preds.visible[sid], dtype=bool).tolist()
+        if sid in preds.semantic_ids:
+            rec["keypoint_ids"] = np.asarray(preds.semantic_ids[sid], dtype=np.int64).tolist()
         if preds.details.get(sid):
             rec["details"] = {k: np.asarray(v, dtype=float).round(7).tolist() for k, v in preds.details[sid].items()}
         doc["shapes"].append(rec)
@@ -215,6 +230,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     scores: dict[str, np.ndarray] = {}
     visible: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
+    semantic: dict[str, np.ndarray] = {}
     for i, rec in enumerate(shapes):
         if not isinstance(rec, dict) or "id" not in rec or "keypoints" not in rec:
             raise InputError(p, f'shape record {i} needs "id" and "keypoints"')
@@ -232,7 +248,17 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                                     f"visibility flags")
         if "details" in rec:
             details[sid] = _details(p, sid, rec["details"])
-    return Predictions(kps, scores=scores, visible=visible, details=details, **common)
+        if "keypoint_ids" in rec:
+            semantic[sid] = _record_ids(p, sid, rec["keypoint_ids"], len(kp))
+    return Predictions(kps, scores=scores, visible=visible, details=details, semantic_ids=semantic, **common)
+
+
+def _record_ids(p: Path, sid: str, raw, k: int) -> np.ndarray:
+    """A record's own ``keypoint_ids``: K integers."""
+    if not (isinstance(raw, list) and len(raw) == k and all(isinstance(i, int) and not isinstance(i, bool)
+                                                             for i in raw)):
+        raise InputError(p, f'shape {sid!r}: "keypoint_ids" must be {k} integers, one per keypoint')
+    return np.asarray(raw, dtype=np.int64)
 
 
 def _class_names(p: Path, doc: dict) -> list[str] | None:

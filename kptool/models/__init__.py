@@ -15,9 +15,10 @@ from kptool.models.skeleton_merger import SkeletonMerger
 from kptool.models.skeleton_mutual import SkeletonMutual
 from kptool.models.symmetric_basis import SymmetricBasisKeypoints
 from kptool.models.usip import USIPKeypoints
-from kptool.models.reconstruction import SketchEstimator, VoxelEstimator
 from kptool.models.viewpoint import ViewpointNet
+from kptool.models.heatmap2d import HeatmapKeypoints2D
+from kptool.models.reconstruction import SketchEstimator, VoxelEstimator
 
 __all__ = ["MODELS", "Model", "BATCH_FIELDS", "OUTPUT_KINDS", "build_model", "register_model", "upgrade_model_config",
            "SkeletonMerger", "SkeletonMutual", "DenseEmbedding", "SymmetricBasisKeypoints", "USIPKeypoints",
-           "PointPretext", "ShapeClassifier", "SketchEstimator", "VoxelEstimator", "ViewpointNet"]
+           "PointPretext", "ShapeClassifier", "ViewpointNet", "HeatmapKeypoints2D", "SketchEstimator", "VoxelEstimator"]

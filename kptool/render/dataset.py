@@ -246,3 +246,4 @@ def read_views(root: str | Path, shape_id: str) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError) as e:
         raise InputError(path, f"unreadable rendered views ({e})") from None
+

@@ -26,6 +26,17 @@ def part_palette(n: int) -> np.ndarray:
     return np.array([cmap(i % cmap.N)[:3] for i in range(n)], dtype=np.float32)
 
 
+def shape_size(vertices: np.ndarray) -> float:
+    """Half the longest side of the bounding box of ``(V, 3)`` vertices: the unit of camera distances."""
+    lo, hi = np.min(vertices, 0), np.max(vertices, 0)
+    return float((hi - lo).max() / 2)
+
+
+def box_centre(vertices: np.ndarray) -> np.ndarray:
+    """``(3,)`` centre of the bounding box of ``(V, 3)`` vertices: where cameras look."""
+    return (np.min(vertices, 0) + np.max(vertices, 0)) / 2
+
+
 @dataclass
 class RenderMesh:
     """A triangle mesh with per-face appearance, in the frame the cameras live in.
@@ -51,13 +62,11 @@ class RenderMesh:
     @property
     def size(self) -> float:
         """Half the longest side of the bounding box (what camera distances are measured in)."""
-        lo, hi = self.vertices.min(0), self.vertices.max(0)
-        return float((hi - lo).max() / 2)
+        return shape_size(self.vertices)
 
     @property
     def centre(self) -> np.ndarray:
-        lo, hi = self.vertices.min(0), self.vertices.max(0)
-        return (lo + hi) / 2
+        return box_centre(self.vertices)
 
 
 def from_arrays(vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None = None) -> RenderMesh:
