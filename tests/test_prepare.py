@@ -278,3 +278,42 @@ def test_outputs_get_normal_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def _sphere_off(path: Path, subdivisions: int) -> None:
+    import trimesh
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0).export(path)
+
+
+def test_modelnet_points_from_vertices_or_surface(tmp_path, capsys):
+    """The authors' ModelNet clouds are the .off vertices; kptool's default samples the surface; the choice is
+    recorded, and a mesh with too few vertices is listed as failed."""
+    root = tmp_path / "ModelNet10"
+    _sphere_off(root / "chair" / "train" / "chair_0001.off", 3)     # 642 vertices, all on the unit sphere
+    _sphere_off(root / "chair" / "test" / "chair_0002.off", 1)      # 42 vertices: too few for 128 points
+    out = tmp_path / "v"
+    code = main(["prepare", "modelnet", "--root", str(root), "-c", "chair", "--points-from", "vertices",
+                 "--points", "128", "--normalize", "none", "--out", str(out), "--quiet"])
+    assert code != 0 and "chair_0002" in (out / "failures.json").read_text()
+    ds = PreparedDataset(out)
+    assert ds.manifest["source"]["points_from"] == "vertices"
+    shape = ds[ds.index_of("chair_0001")]
+    import trimesh
+
+    verts = shape.meta["transform"].apply(trimesh.creation.icosphere(subdivisions=3).vertices)
+    from scipy.spatial import cKDTree
+
+    # every prepared point is one of the (z-up -> y-up rotated) vertices
+    assert cKDTree(verts).query(shape.points)[0].max() < 1e-5
+    surf = tmp_path / "s"
+    assert main(["prepare", "modelnet", "--root", str(root), "-c", "chair", "--points", "128", "--normalize",
+                 "none", "--out", str(surf), "--quiet"]) == 0     # the surface has points enough
+    ds = PreparedDataset(surf)
+    assert ds.manifest["source"]["points_from"] == "surface"
+    shape = ds[ds.index_of("chair_0001")]
+    assert cKDTree(verts).query(shape.points)[0].max() > 1e-3     # samples inside the faces, not the vertices
+    assert main(["prepare", "modelnet", "--root", str(root), "--points-from", "faces", "--out",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    assert "--points-from" in capsys.readouterr().err

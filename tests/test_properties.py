@@ -48,6 +48,16 @@ def test_inclusivity_threshold_scales_with_the_frame():
     assert inclusivity(kps, cloud, threshold=0.05) == 1.0
 
 
+def test_eval_all_threshold_does_not_reach_inclusivity():
+    """``kptool eval all`` passes its --threshold (mIoU's 0.1) to every metric taking ``threshold``:
+    inclusivity must keep the paper's 0.015 unless asked by its own option."""
+    from kptool.metrics import build_metric
+    from kptool.metrics.properties import INCLUSIVITY_THRESHOLD
+
+    assert build_metric("inclusivity", threshold=0.1, frame="prepared").threshold == INCLUSIVITY_THRESHOLD
+    assert build_metric("inclusivity", inclusivity_threshold=0.05).threshold == 0.05
+
+
 def test_symmetry_error_ignores_the_normal_sign():
     assert symmetry_error_deg([1, 0, 0], [-1, 0, 0]) == pytest.approx(0.0, abs=1e-6)
     assert symmetry_error_deg([1, 0, 0], [-1, 0, 1]) == pytest.approx(45.0)

@@ -61,6 +61,11 @@ def test_properties_evaluate_and_say_what_does_not_apply(runs, chairs, capsys):
         assert np.isfinite(value)
         if metric in ("coverage", "inclusivity", "correspondence", "model-error"):
             assert 0.0 <= value <= 1.0 or metric == "model-error"
+    rc, out, err = run_cli(["eval", "inclusivity", sb, "--data", chairs, "--json", "--out", sb.parent / "i"], capsys)
+    alone = json.loads(out)["metrics"]["inclusivity"]["value"]
+    rc, out, err = run_cli(["eval", "all", sb, "--data", chairs, "--json", "--out", sb.parent / "a"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["metrics"]["inclusivity"]["value"] == alone     # eval all's --threshold is mIoU's
     usip = runs["usip"] / "test.json"
     rc, _, err = run_cli(["eval", "model-error", usip, "--data", chairs, "--out", usip.parent / "e"], capsys)
     assert rc == 2 and "needs the nodes" in err

@@ -140,6 +140,13 @@ def test_shape_basis_loss_parts_on_a_hand_worked_case():
     assert parts["loss_coverage"] == pytest.approx(1.5)
     assert parts["loss_inclusivity"] == pytest.approx(0.5)                # node (1,0,0): 1 from the cloud
     assert float(total) == pytest.approx(0.5 + 1.5 + 2 * 0.5)
+    # The paper's squared distances (eqs. 5, 7): keypoints->nodes (0 + 0 + 9) / 3 = 3 -> 1.5; node (1,0,0)
+    # 1 from the cloud either way; a node 2 from the cloud counts 4 against 2.
+    _, parts = shape_basis_loss(keypoints, nodes, cloud, squared=True)
+    assert parts["loss_chamfer"] == pytest.approx(1.5) and parts["loss_inclusivity"] == pytest.approx(0.5)
+    far = torch.tensor([[[0.0, 0, 0], [0, 0, 2]]])                       # 2 from its nearest cloud point
+    assert shape_basis_loss(far, far, cloud, squared=True)[1]["loss_inclusivity"] == pytest.approx(2.0)
+    assert shape_basis_loss(far, far, cloud)[1]["loss_inclusivity"] == pytest.approx(1.0)
 
 
 def test_probabilistic_chamfer_and_sigma_nms():

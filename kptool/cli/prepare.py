@@ -101,9 +101,6 @@ def _register() -> None:
                      "ShapeNetCore.v2 meshes, surface-sampled.")
     _dataset_command("shapenet-part", sources.ShapeNetPartSource,
                      "ShapeNet-Part clouds with part labels (official splits when present).")
-    _dataset_command("modelnet", sources.ModelNetSource,
-                     "ModelNet10/40 .off meshes, labelled by class folder (z-up; official train/test).", category_required=False,
-                     default_up="z")
     _dataset_command("class-folders", class_sources.ClassFolderSource,
                      "A folder with one subfolder per class (<class>/[train|val|test/]<file>); shapes are labelled "
                      "by class. --category keeps only the listed classes.", category_required=False)
@@ -113,6 +110,25 @@ def _register() -> None:
 
 
 _register()
+
+
+@app.command("modelnet")
+def modelnet(
+    root: Path = typer.Option(..., "--root", help="Dataset root folder."),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Class folder name (chair); default all."),
+    points_from: str = typer.Option("surface", "--points-from",
+                                    help="surface (area-weighted samples) or vertices (the .off vertices, as the "
+                                         "shape-basis authors); recorded in the manifest."),
+    out: Path = OUT, points: int = POINTS, normalize: str = NORMALIZE,
+    up: str = typer.Option("z", "--up", help="Up axis of the files: y or z."),
+    seed: int = SEED, splits: str = SPLITS, workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE,
+    quiet: bool = QUIET, as_json: bool = JSON,
+) -> None:
+    """ModelNet10/40 .off meshes, labelled by class folder (z-up; official train/test)."""
+    from kptool.data.sources import ModelNetSource
+
+    source = ModelNetSource(str(root), category, points_from)
+    _run(source, out, points, normalize, up, seed, splits, workers, strict, force, quiet, as_json)
 
 
 @app.command("folder")

@@ -252,18 +252,34 @@ class ShapeNetPartSource:
         return shape
 
 
+MODELNET_POINTS_FROM = ("surface", "vertices")
+
+
 @SOURCES.register("modelnet", "ModelNet10/40 meshes, one class per dataset")
 @dataclass
 class ModelNetSource:
-    """ModelNet10/40: ``<class>/{train,test}/<name>.off``; ``--category`` picks one class."""
+    """ModelNet10/40: ``<class>/{train,test}/<name>.off``; ``--category`` picks one class.
+
+    ``points_from``: ``surface`` samples each mesh area-weighted (kptool's default);
+    ``vertices`` takes the mesh's own vertices as the cloud, as the shape-basis authors
+    did (a mesh with fewer vertices than ``--points`` then fails and is listed). The
+    choice is recorded in the manifest's ``source``.
+    """
 
     root: str
     category: str | None = None
+    points_from: str = "surface"
     kind: str = "modelnet"
     default_up: str = "z"
 
+    def __post_init__(self) -> None:
+        if self.points_from not in MODELNET_POINTS_FROM:
+            raise KptoolError(f"--points-from must be one of {', '.join(MODELNET_POINTS_FROM)}, "
+                              f"got {self.points_from!r}")
+
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "root": str(Path(self.root).resolve()), "category": self.category}
+        return {"kind": self.kind, "root": str(Path(self.root).resolve()), "category": self.category,
+                "points_from": self.points_from}
 
     def items(self) -> list[Item]:
         root = _require_dir(Path(self.root), "ModelNet root")
@@ -292,6 +308,10 @@ class ModelNetSource:
         shape.meta["source"] = item.path
         shape.meta["class"] = item.extra["class"]
         shape.meta["mesh"] = _mesh_path(item.path)
+        if self.points_from == "vertices":
+            # the cloud is the mesh's vertices (the mesh is kept for pictures and geodesics)
+            shape.points = np.asarray(shape.vertices, dtype=np.float64)
+            shape.meta["points_source"] = "cloud"
         return shape
 
 

@@ -1,6 +1,7 @@
 """Losses of the shape-basis keypoints (Fernandez-Labrador et al.) and of the USIP baseline.
 
-All distances are Euclidean (not squared), as in the authors' code.
+Distances are Euclidean (not squared) by default, as in the authors' released code;
+``squared=True`` uses the squared distances of the paper's equations (5) and (7).
 
 - :func:`shape_basis_loss`: ``chamfer + coverage + 2 x inclusivity`` (weights configurable):
   Chamfer(keypoints, nodes) = mean of the two directed mean nearest distances; coverage =
@@ -24,11 +25,16 @@ def box_extents(points: torch.Tensor) -> torch.Tensor:
 
 
 def shape_basis_loss(keypoints: torch.Tensor, nodes: torch.Tensor, points: torch.Tensor, chamfer: float = 1.0,
-                     coverage: float = 1.0, inclusivity: float = 2.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted sum and its parts; ``keypoints`` ``(B, K, 3)``, ``nodes`` ``(B, M, 3)``, ``points`` ``(B, N, 3)``."""
-    chf = 0.5 * chamfer_distance(keypoints, nodes, squared=False)
+                     coverage: float = 1.0, inclusivity: float = 2.0,
+                     squared: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted sum and its parts; ``keypoints`` ``(B, K, 3)``, ``nodes`` ``(B, M, 3)``, ``points`` ``(B, N, 3)``.
+
+    ``squared``: squared distances in the Chamfer and inclusivity terms (the paper's
+    equations); the default, Euclidean, is the authors' code.
+    """
+    chf = 0.5 * chamfer_distance(keypoints, nodes, squared=squared)
     cov = F.smooth_l1_loss(box_extents(nodes), box_extents(points), beta=1.0)
-    inc = chamfer_distance(nodes, points, squared=False, two_sided=False)
+    inc = chamfer_distance(nodes, points, squared=squared, two_sided=False)
     total = chamfer * chf + coverage * cov + inclusivity * inc
     # "loss_" names: validation logs metrics called coverage and inclusivity beside them
     return total, {"loss_chamfer": float(chf.detach()), "loss_coverage": float(cov.detach()),
@@ -56,18 +62,21 @@ def probabilistic_chamfer(a: torch.Tensor, sigma_a: torch.Tensor, b: torch.Tenso
 class ShapeBasisLoss:
     """Paper 001's objective: Chamfer(keypoints, nodes) + coverage + 2 x inclusivity (weights configurable).
 
-    Called as ``loss(keypoints, nodes, points) -> (scalar, parts)``.
+    Called as ``loss(keypoints, nodes, points) -> (scalar, parts)``. ``squared: true``
+    takes the paper's squared distances (eqs. 5 and 7) instead of the code's Euclidean ones.
     """
 
     paired = False
     models = ("symmetric-basis",)
 
-    def __init__(self, chamfer: float = 1.0, coverage: float = 1.0, inclusivity: float = 2.0):
+    def __init__(self, chamfer: float = 1.0, coverage: float = 1.0, inclusivity: float = 2.0,
+                 squared: bool = False):
         self.name = "shape-basis"
         self.weights = {"chamfer": float(chamfer), "coverage": float(coverage), "inclusivity": float(inclusivity)}
+        self.squared = bool(squared)
 
     def __call__(self, keypoints, nodes, points):
-        return shape_basis_loss(keypoints, nodes, points, **self.weights)
+        return shape_basis_loss(keypoints, nodes, points, **self.weights, squared=self.squared)
 
 
 @LOSSES.register("usip")

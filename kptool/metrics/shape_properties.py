@@ -82,10 +82,12 @@ class Inclusivity(_PerShape):
 
     label, note = "inclusivity", "keypoints within 0.015 x longest side / 2 of a point"
 
-    def __init__(self, threshold: float | None = None):
+    # Not called ``threshold``: ``eval all`` hands its --threshold (mIoU's, 0.1) to every metric
+    # that takes one, which turned this into a different metric.
+    def __init__(self, inclusivity_threshold: float | None = None):
         from kptool.metrics.properties import INCLUSIVITY_THRESHOLD
 
-        self.threshold = INCLUSIVITY_THRESHOLD if threshold is None else float(threshold)
+        self.threshold = INCLUSIVITY_THRESHOLD if inclusivity_threshold is None else float(inclusivity_threshold)
 
     def values(self, ctx):
         from kptool.metrics.properties import inclusivity
