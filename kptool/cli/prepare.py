@@ -102,7 +102,8 @@ def _register() -> None:
     _dataset_command("shapenet-part", sources.ShapeNetPartSource,
                      "ShapeNet-Part clouds with part labels (official splits when present).")
     _dataset_command("modelnet", sources.ModelNetSource,
-                     "ModelNet10/40 .off meshes, labelled by class folder (z-up; official train/test).", category_required=False,
+                     "ModelNet10/40 .off meshes, labelled by class folder (z-up; official train/test).",
+                     category_required=False,
                      default_up="z")
     _dataset_command("class-folders", class_sources.ClassFolderSource,
                      "A folder with one subfolder per class (<class>/[train|val|test/]<file>); shapes are labelled "
@@ -154,7 +155,8 @@ def combine(
         return
     c = summary.counts
     parts = ", ".join(f"{Path(i['root']).name} {i['shapes']}" for i in summary.inputs)
-    info(f"combined {len(summary.inputs)} datasets ({parts} shapes) into {out}: train {c['train']}, val {c['val']}, test {c['test']}; {len(summary.classes)} classes", quiet)
+    info(f"combined {len(summary.inputs)} datasets ({parts} shapes) into {out}: train {c['train']}, "
+         f"val {c['val']}, test {c['test']}; {len(summary.classes)} classes", quiet)
 
 
 @app.command("geodesics")
