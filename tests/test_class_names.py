@@ -30,7 +30,8 @@ def test_class_accuracy_matches_scores_to_classes_by_name():
     dataset = SimpleNamespace(class_names=["chair", "lamp"])
     # the model's classes are (bed, chair, lamp): score j is class j of the model, not of the dataset
     logits = [np.array([0, 5.0, 0]), np.array([5.0, 0, 0]), np.array([0, 0, 5.0])]
-    result = metric.compute(EvalContext(dataset, shapes, {"class_logits": logits}, class_names=["bed", "chair", "lamp"]))
+    result = metric.compute(EvalContext(dataset, shapes, {"class_logits": logits},
+                                        class_names=["bed", "chair", "lamp"]))
     assert result["accuracy"] == pytest.approx(2 / 3) and result["per_class"] == {"chair": 0.5, "lamp": 1.0}
     with pytest.raises(KptoolError, match="3 class scores per shape for 2 classes"):
         metric.compute(EvalContext(dataset, shapes, {"class_logits": logits}))

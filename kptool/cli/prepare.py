@@ -170,7 +170,8 @@ def combine(
         return
     c = summary.counts
     parts = ", ".join(f"{Path(i['root']).name} {i['shapes']}" for i in summary.inputs)
-    info(f"combined {len(summary.inputs)} datasets ({parts} shapes) into {out}: train {c['train']}, val {c['val']}, test {c['test']}; {len(summary.classes)} classes", quiet)
+    info(f"combined {len(summary.inputs)} datasets ({parts} shapes) into {out}: train {c['train']}, "
+         f"val {c['val']}, test {c['test']}; {len(summary.classes)} classes", quiet)
 
 
 @app.command("geodesics")
