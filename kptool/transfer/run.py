@@ -98,7 +98,8 @@ def run_transfer(jobs: list[ImageJob], method: Callable, out: str | os.PathLike,
     from kptool.viz.transfer import plot_overlay
 
     out = Path(out)
-    run_state = {"method": method.describe(), **(state or {})}
+    # as it reads back from JSON (tuples become lists), so that an identical re-run resumes
+    run_state = json.loads(json.dumps({"method": method.describe(), **(state or {})}))
     resuming = check_output(out, run_state, force, STATE, owned=OWNED)
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
