@@ -53,6 +53,8 @@ def jobs_for(path: str | os.PathLike, mask: str | os.PathLike | None = None, spl
     ``<shape>/<view>`` (``split`` and ``limit_views`` choose among them).
     """
     p = Path(path)
+    if limit_views is not None and limit_views < 1:
+        raise KptoolError(f"--views must be at least 1, got {limit_views}")
     if p.is_dir() and (p / "manifest.json").is_file():
         from kptool.render.dataset import rgb_file
         from kptool.render.images import read_render_manifest
