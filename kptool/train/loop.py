@@ -134,13 +134,6 @@ def _check_points(dataset: PreparedDataset, points: int) -> None:
                                        f"or --set data.points=...)")
 
 
-def _open_split(data_dir, split: str):
-    """A split of the training data: a prepared dataset, or the views of a rendered one (``kptool render``)."""
-    from kptool.reconstruct.views import RenderedViews, is_renders
-
-    return RenderedViews(data_dir, split) if is_renders(data_dir) else PreparedDataset(data_dir, split)
-
-
 def _is_better(value: float, best: dict[str, Any] | None, mode: str) -> bool:
     if not math.isfinite(value):
         return False
