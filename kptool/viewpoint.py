@@ -144,10 +144,9 @@ def _pick(n: int, limit: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
 
 
-def _refine_all(dataset, picked: np.ndarray, pred: dict[str, np.ndarray], params: Sequence[str], steps: int,
-                lr: float, sigma: float, device: torch.device,
-                progress: Callable[[int, int], None] | None) -> dict[str, np.ndarray]:
-    """Each picked view's predicted camera refined against its true silhouette."""
+def _refine_all(dataset, pred: dict[str, np.ndarray], params: Sequence[str], steps: int, lr: float, sigma: float,
+                device: torch.device, progress: Callable[[int, int], None] | None) -> dict[str, np.ndarray]:
+    """Each view's predicted camera (``pred`` in the dataset's order) refined against its true silhouette."""
     from kptool.data.prepared import PreparedDataset
     from kptool.render.camera import Camera
     from kptool.render.dataset import mesh_of
@@ -163,12 +162,14 @@ def _refine_all(dataset, picked: np.ndarray, pred: dict[str, np.ndarray], params
     sampling = manifest["options"]["sampling"]
     colours = manifest["options"].get("colours", "auto")
     views = dataset.torch_dataset(("silhouette", "camera_target"))
-    out = {k: np.zeros(len(picked)) for k in ("azimuth", "elevation", "distance", "iou_before", "iou_after")}
+    out = {k: np.zeros(len(views)) for k in ("azimuth", "elevation", "distance", "iou_before", "iou_after")}
     meshes: dict[str, Any] = {}
-    for n, i in enumerate(picked):
-        item = views[int(i)]
-        if item["id"] not in meshes:
-            meshes = {item["id"]: mesh_of(shapes[shapes.index_of(item["id"])], colours)}    # views come in shape order
+    for i in range(len(views)):
+        item = views[i]
+        if item["id"] not in meshes:        # views come in shape order: keep one mesh at a time
+            if item["id"] not in shapes.ids:
+                raise InputError(source, f"has no shape {item['id']!r}, which {dataset.root} was rendered from")
+            meshes = {item["id"]: mesh_of(shapes[shapes.index_of(item["id"])], colours)}
         mesh = meshes[item["id"]]
         size = dataset.render_size
         start = Camera(float(pred["azimuth"][i]), float(pred["elevation"][i]),
@@ -176,11 +177,11 @@ def _refine_all(dataset, picked: np.ndarray, pred: dict[str, np.ndarray], params
                        tuple(float(x) for x in item["camera_target"]), math.radians(sampling["fov"]), size)
         result = refine_camera(mesh.vertices, mesh.faces, item["silhouette"].numpy(), start, steps, lr,
                                tuple(params), sigma, device)
-        out["azimuth"][n], out["elevation"][n] = result.camera.azimuth, result.camera.elevation
-        out["distance"][n] = result.camera.distance
-        out["iou_before"][n], out["iou_after"][n] = result.iou_before, result.iou_after
+        out["azimuth"][i], out["elevation"][i] = result.camera.azimuth, result.camera.elevation
+        out["distance"][i] = result.camera.distance
+        out["iou_before"][i], out["iou_after"][i] = result.iou_before, result.iou_after
         if progress is not None:
-            progress(n + 1, len(picked))
+            progress(i + 1, len(views))
     return out
 
 
@@ -220,18 +221,15 @@ def evaluate_viewpoints(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     if len(dataset) == 0:
         raise InputError(data, f"no rendered views in split {split!r}")
     picked = _pick(len(dataset), limit)
-    subset = dataset.torch_dataset(dataset.fields)
-    subset.items = [dataset.items[i] for i in picked]
-    pred = predict_dataset_viewpoints(predictor.model, subset, predictor.device, predictor.batch_size)
+    pred = predict_dataset_viewpoints(predictor.model, dataset.select(picked), predictor.device,
+                                      predictor.batch_size)
     pred["azimuth"] = np.remainder(pred["azimuth"] + azimuth_offset, 2 * math.pi)
     errors = {"predicted": viewpoint_errors(pred["azimuth"], pred["elevation"], pred["true_azimuth"],
                                             pred["true_elevation"])}
     refined = None
     if refine:
-        full = RenderedImages(data, split)           # true silhouettes at the rendered size
-        full.items = [full.items[i] for i in picked]
-        refined = _refine_all(full, np.arange(len(picked)), pred, refine_params, steps, lr, sigma,
-                              predictor.device, progress)
+        full = RenderedImages(data, split).select(picked)           # true silhouettes at the rendered size
+        refined = _refine_all(full, pred, refine_params, steps, lr, sigma, predictor.device, progress)
         errors["refined"] = viewpoint_errors(refined["azimuth"], refined["elevation"], pred["true_azimuth"],
                                              pred["true_elevation"])
     rows = []

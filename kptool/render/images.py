@@ -133,10 +133,6 @@ class RenderedImages:
     def ids(self) -> list[str]:
         return [r["id"] for r in self.records]
 
-    @property
-    def category(self) -> str | None:
-        return self.manifest.get("category")
-
     def index_of(self, shape_id: str, view: int) -> int:
         """The item index of a shape's view (ValueError when absent)."""
         s = self.ids.index(shape_id)
@@ -152,6 +148,12 @@ class RenderedImages:
                                         f"(image fields: {', '.join(FIELDS)})")
         out = copy.copy(self)
         out.fields = tuple(dict.fromkeys(fields))
+        return out
+
+    def select(self, indices: Sequence[int]) -> "RenderedImages":
+        """The views at ``indices`` (item numbers of this dataset), in that order."""
+        out = copy.copy(self)
+        out.items = [self.items[int(i)] for i in indices]
         return out
 
     def check(self) -> None:
