@@ -15,7 +15,9 @@ from kptool.data.sources import SyntheticSource
 from kptool.errors import KptoolError
 from kptool.reconstruct import load_reconstructor, surface_samples, voxelise, voxels_to_mesh
 from kptool.reconstruct.quality import chamfer, voxel_iou
-from kptool.reconstruct.views import RenderedViews
+from kptool.data.batches import collate_shapes
+from kptool.models.reconstruction import SKETCH_FIELDS, sketch_targets
+from kptool.render.images import RenderedImages
 from kptool.reconstruct.voxels import voxel_centres
 from kptool.render.dataset import read_views
 
@@ -57,7 +59,7 @@ def test_marching_cubes_of_a_sphere_samples_the_sphere():
     points = surface_samples(mesh, 2048, seed=1)
     radius = np.linalg.norm(points, axis=1)
     assert points.shape == (2048, 3) and np.abs(radius - 0.7).max() < 2 / 32     # within one voxel
-    assert np.abs(points.mean(0)).max() < 0.02                                  # area-weighted: no side favoured
+    assert np.abs(points.mean(0)).max() < 0.045     # area-weighted: no side favoured (1 sigma of the mean: 0.009)
     # a box off-centre comes back where it was (voxel frame, not marching cubes' index frame)
     box = ((np.abs(x - 0.3) < 0.5) & (np.abs(y) < 0.2) & (np.abs(z) < 0.4)).astype(np.float32)
     np.testing.assert_allclose(voxels_to_mesh(box).bounds, [[-0.1875, -0.1875, -0.375], [0.8125, 0.1875, 0.375]])
@@ -90,22 +92,25 @@ def renders(tmp_path_factory):
 
 
 def test_rendered_views_give_the_sketches_and_voxel_targets(renders):
-    views = RenderedViews(renders, "train")
+    views = RenderedImages(renders, "train")
     assert len(views) == 2 * len(views.records) and len(views.records) >= 3
-    item = views.torch_dataset(("image", "silhouette", "depth_map", "normal_map", "extras/voxels-16"))[1]
+    item = views.torch_dataset(("image", *SKETCH_FIELDS, "extras/voxels-16"))[1]
     raw = read_views(renders, item["id"])
     sil = raw["silhouette"][1]
     v, u = np.argwhere(sil)[0]
     d = raw["distance"][1]
-    assert item["image"].shape == (3, 32, 32) and 0 <= item["image"].min() and item["image"].max() <= 1
-    assert item["depth_map"][0, v, u] == pytest.approx((raw["depth"][1, v, u] - d) / d)
-    assert float(item["depth_map"][0][~torch.from_numpy(sil)].abs().max()) == 0
-    assert torch.equal(item["silhouette"][0] > 0.5, torch.from_numpy(sil))
-    assert item["normal_map"].shape == (3, 32, 32) and item["extras/voxels-16"].shape == (16, 16, 16)
+    assert item["extras/voxels-16"].shape == (16, 16, 16) and item["extras/voxels-16"].any()
+    true = sketch_targets(collate_shapes([{k: item[k] for k in SKETCH_FIELDS}]))
+    assert true["depth_map"].shape == (1, 1, 32, 32) and true["normal_map"].shape == (1, 3, 32, 32)
+    assert float(true["depth_map"][0, 0, v, u]) == pytest.approx((raw["depth"][1, v, u] - d) / d)
+    assert float(true["depth_map"][0, 0][~torch.from_numpy(sil)].abs().max()) == 0
+    assert torch.equal(true["silhouette"][0, 0] > 0.5, torch.from_numpy(sil))
+    with pytest.raises(KptoolError, match="no 'voxels-64' table"):
+        views.torch_dataset(("image", "extras/voxels-64"))
 
 
-def _train(preset, renders, run, *sets):
-    args = ["train", "-p", preset, "-d", renders, "-o", run, "--epochs", 12, "--batch-size", 4, "--device", "cpu",
+def _train(preset, renders, run, *sets, epochs=8):
+    args = ["train", "-p", preset, "-d", renders, "-o", run, "--epochs", epochs, "--batch-size", 4, "--device", "cpu",
             "--set", "model.image_size=32", "--set", "train.val_every=0", "-q", *sum((["--set", s] for s in sets), [])]
     assert main([str(a) for a in args]) == 0
     return [json.loads(line)["train"] for line in (run / "log.jsonl").read_text().splitlines()]
@@ -114,24 +119,40 @@ def _train(preset, renders, run, *sets):
 @pytest.fixture(scope="module")
 def trained(renders, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    sketch = _train("sketch-resnet18", renders, root / "sketch", "model.decoder_channels=[64,32,16,16,8]")
+    sketch = _train("sketch-resnet18", renders, root / "sketch", "model.backbone=resnet10",
+                    "model.decoder_channels=[32,16,16,8,8]")
     voxels = _train("voxels-from-sketch", renders, root / "voxels", "model.resolution=16", "model.channels=[32,16]",
-                    "model.latent=32")
+                    "model.latent=32", "model.encoder=resnet10")
     return root, sketch, voxels
 
 
 def test_training_reduces_the_sketch_and_voxel_losses(trained):
     _, sketch, voxels = trained
+    # mean training loss of the last epoch against the first (2 batches of 4 views per epoch)
     assert sketch[-1]["loss"] < 0.6 * sketch[0]["loss"]
-    assert sketch[-1]["silhouette_iou"] > sketch[0]["silhouette_iou"]
+    assert all(sketch[-1][k] < sketch[0][k] for k in ("depth", "normal", "silhouette"))
     assert voxels[-1]["loss"] < 0.6 * voxels[0]["loss"]
+
+
+def test_voxel_estimator_trains_on_predicted_sketches(trained, renders, tmp_path, capsys):
+    root = trained[0]
+    log = _train("voxels-from-sketch", renders, tmp_path / "pred", "model.resolution=16", "model.channels=[32,16]",
+                 "model.latent=32", "model.encoder=resnet10", f"model.sketches={root / 'sketch'}", epochs=2)
+    assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
+    weights = torch.load(tmp_path / "pred" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert not any(k.startswith("net.") for k in weights)          # the frozen sketch estimator is not saved
+    rec = load_reconstructor(root / "sketch", tmp_path / "pred", device="cpu")
+    assert rec.voxel_model.sketch_source == "rendered"
+    code, _, err = _cli(["train", "-p", "voxels-from-sketch", "-d", renders, "-o", tmp_path / "bad", "--set",
+                         f"model.sketches={tmp_path / 'none'}"], capsys)
+    assert code == 2 and err.startswith("error:") and "no such checkpoint" in err
 
 
 def test_reconstructor_from_checkpoints(trained, renders):
     root = trained[0]
     rec = load_reconstructor(root / "sketch", root / "voxels", device="cpu", samples=256)
-    views = RenderedViews(renders, "test")
-    images = np.stack([views.image(i) for i in range(len(views))])          # (B, S, S, 3) uint8
+    views = RenderedImages(renders, "test")
+    images = np.stack([views.read_image(*views.ids[s:s + 1], v) for s, v in views.items])   # (B, S, S, 3) uint8
     results = rec(images)
     assert len(results) == len(images) and rec.resolution == 16
     r = results[0]
@@ -165,3 +186,22 @@ def test_eval_reconstruction_cli(trained, renders, tmp_path, capsys):
     code, _, err = _cli(["eval", "reconstruction", renders, "--sketch", tmp_path / "none", "--voxels",
                          root / "voxels"], capsys)
     assert code == 2 and err.startswith("error:") and "none" in err
+
+
+def test_prepare_voxels_lists_shapes_without_a_mesh(tmp_path, capsys):
+    src = tmp_path / "shapes"
+    src.mkdir()
+    np.savetxt(src / "cloud.xyz", np.random.default_rng(0).normal(size=(300, 3)))
+    box = trimesh.creation.box(extents=(1.0, 0.5, 0.25))
+    box.export(src / "box.obj")
+    data = tmp_path / "data"
+    assert main(["prepare", "folder", "--root", str(src), "--out", str(data), "--points", "64", "-q"]) == 0
+    code, stdout, _ = _cli(["prepare", "voxels", data, "--resolution", 16, "--json"], capsys)
+    summary = json.loads(stdout)
+    assert code == 3 and summary["computed"] == 1 and [f["id"] for f in summary["failed"]] == ["cloud"]
+    assert "no mesh" in summary["failed"][0]["error"]
+    grid = np.load(data / "extras" / "voxels-16" / "box.npy")
+    # the box's 2 : 1 : 0.5 sides at 16^3: 16 x 8 x 4 voxels, plus the layer a face on a voxel boundary may take
+    extent = [int(grid.any(axis=tuple(a for a in range(3) if a != k)).sum()) for k in range(3)]
+    assert grid.dtype == np.uint8 and extent[0] == 16 and extent[1] in (8, 9) and extent[2] in (4, 5)
+    assert grid.sum() == np.prod(extent)                               # solid

@@ -32,11 +32,6 @@ BATCH_FIELDS: dict[str, str] = {
     "point_labels": "(B, N) int64 part labels (1-based, 0 = none)",
     "class_label": "(B,) int64 index of the shape's category in the dataset's class list",
     "symmetry_plane": "(B, 4) float32 plane n.x + d = 0 of reflective symmetry",
-    # rendered datasets (kptool.reconstruct.views): one item per shape and view
-    "image": "(B, 3, S, S) float32 RGB in [0, 1]",
-    "silhouette": "(B, 1, S, S) float32 rendered silhouette in {0, 1}",
-    "depth_map": "(B, 1, S, S) float32 depth (z - d) / d about the look-at target, 0 off the shape",
-    "normal_map": "(B, 3, S, S) float32 camera-frame normals, 0 off the shape",
 }
 # Fields a rendered image dataset puts into a batch (kptool.render.images.RenderedImages): one item per
 # (shape, view); ``keypoints`` and ``keypoint_ids`` above are shared (the shape's annotated keypoints).

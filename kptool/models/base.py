@@ -39,7 +39,7 @@ OUTPUT_KINDS: dict[str, str] = {
     "class_logits": "(B, C) shape classification scores",
     "keypoints_2d": "(B, J, 4) per semantic id: u, v (input pixels), visibility probability, 1 if the id is known",
     "viewpoint": "(B, 2) camera azimuth and elevation in radians (kptool.render.camera conventions), per image",
-    "sketches": "(B, 5, S, S) 2.5D sketches: depth_map (1), normal_map (3), silhouette probability (1)",
+    "sketches": "(B, 5, S, S) 2.5D sketches: depth (z - d) / d (1), normals (3), silhouette probability (1)",
     "voxels": "(B, R, R, R) occupancy probabilities, canonical frame (kptool.reconstruct.voxels)",
 }
 

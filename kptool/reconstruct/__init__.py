@@ -2,7 +2,6 @@
 -> occupancy voxels in the canonical frame -> marching cubes -> surface samples.
 
 - :mod:`~kptool.reconstruct.voxels`: voxel targets of a prepared dataset (``kptool prepare voxels``);
-- :mod:`~kptool.reconstruct.views`: a rendered dataset as training data (one item per view);
 - :mod:`kptool.models.reconstruction`: the ``sketch`` and ``voxels-from-sketch`` models;
 - :mod:`~kptool.reconstruct.surface`: marching cubes and surface samples;
 - :mod:`~kptool.reconstruct.pipeline`: :func:`load_reconstructor` -> a :class:`Reconstructor`;

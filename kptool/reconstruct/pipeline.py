@@ -99,8 +99,7 @@ class Reconstructor:
             t0 = time.perf_counter()
             sk = self.sketch_model.predict({"image": chunk})["sketches"]
             t1 = time.perf_counter()
-            vox = self.voxel_model.predict({"depth_map": sk[:, :1], "normal_map": sk[:, 1:4],
-                                            "silhouette": sk[:, 4:5]})["voxels"]
+            vox = self.voxel_model.from_sketches(sk)
             t2 = time.perf_counter()
             self.seconds["sketch"] += t1 - t0
             self.seconds["voxels"] += t2 - t1
@@ -129,8 +128,11 @@ def _load_model(path_or_run: str | os.PathLike, cls: type, what: str):
 
     path = find_checkpoint(path_or_run)
     ckpt = load_checkpoint(path)
+    config = dict(ckpt["config"]["model"])
+    if config.get("name") == "voxels-from-sketch":
+        config["sketches"] = "rendered"     # which sketches it trained on does not matter for predicting
     try:
-        model = build_model(ckpt["config"]["model"])
+        model = build_model(config)
     except KptoolError as e:
         raise InputError(path, str(e)) from None
     if not isinstance(model, cls):
@@ -143,6 +145,11 @@ def _load_model(path_or_run: str | os.PathLike, cls: type, what: str):
     return model
 
 
+def load_sketch_estimator(sketch_checkpoint: str | os.PathLike) -> SketchEstimator:
+    """A trained :class:`SketchEstimator` from a run folder (best.pt, else last.pt) or checkpoint file (on the CPU)."""
+    return _load_model(sketch_checkpoint, SketchEstimator, "sketch-estimator")
+
+
 def load_reconstructor(sketch_checkpoint: str | os.PathLike, voxel_checkpoint: str | os.PathLike,
                        device: str | torch.device = "auto", level: float = LEVEL, samples: int = SAMPLES,
                        seed: int = 0, batch_size: int = 16) -> Reconstructor:
@@ -152,6 +159,6 @@ def load_reconstructor(sketch_checkpoint: str | os.PathLike, voxel_checkpoint: s
     from kptool.device import resolve_device
 
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
-    return Reconstructor(_load_model(sketch_checkpoint, SketchEstimator, "sketch-estimator"),
+    return Reconstructor(load_sketch_estimator(sketch_checkpoint),
                          _load_model(voxel_checkpoint, VoxelEstimator, "voxels-from-sketch"),
                          dev, level, samples, seed, batch_size)

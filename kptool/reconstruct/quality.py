@@ -2,7 +2,8 @@
 
 Per rendered view, against the shape's ground truth in the canonical frame:
 
-- ``voxel_iou``: IoU of the predicted occupancy (probability >= 0.5) and the shape's grid
+- ``voxel_iou``: IoU of the predicted occupancy (probability >= the marching-cubes level, 0.5 by
+  default: the grid the mesh is made from) and the shape's grid
   (``kptool prepare voxels`` at the 3D estimator's resolution);
 - ``chamfer``: symmetric Chamfer distance between the reconstruction's surface samples and
   as many area-weighted samples of the true mesh: mean distance from each predicted point to
@@ -23,15 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from kptool.data.batches import collate_shapes
 from kptool.data.prepared import PreparedDataset, load_prepared_shape
+from kptool.models.reconstruction import SKETCH_FIELDS, sketch_targets
 from kptool.errors import InputError, KptoolError
 from kptool.io.atomic import safe_join
 from kptool.reconstruct.pipeline import Reconstructor
 from kptool.reconstruct.surface import surface_samples
-from kptool.reconstruct.views import RenderedViews
+from kptool.render.images import RenderedImages
 from kptool.reconstruct.voxels import FRAME_TABLE, voxel_table
 
 COLUMNS = ("voxel_iou", "chamfer", "silhouette_iou", "depth_l1", "voxel_iou_true_sketch")
+SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5)     # levels of the voxel-IoU sweep in the summary
 
 
 def voxel_iou(probability: np.ndarray, truth: np.ndarray, level: float = 0.5) -> float:
@@ -67,37 +71,37 @@ def evaluate_reconstruction(renders: str | os.PathLike, reconstructor: Reconstru
     """Score ``reconstructor`` on the views of a rendered dataset's split (``None``: all shapes).
 
     ``views`` limits the views per shape (the first ones). Returns ``{"rows": [{id, view,
-    category, <COLUMNS>}], "mean": {column: value}, "by_category": {category: {column: mean}},
+    category, <COLUMNS>, sweep}], "mean": {column: value}, "by_category": {category: {column: mean}},
+    "voxel_iou_by_level": {level: mean IoU at that level, for SWEEP},
     "images", "empty", "seconds_per_image": {stage: s}, "resolution", "level"}``.
     """
-    data = RenderedViews(renders, split)
+    grid_name = voxel_table(reconstructor.resolution)
+    data = RenderedImages(renders, split).torch_dataset(("image", *SKETCH_FIELDS, f"extras/{grid_name}"))
     if len(data) == 0:
         raise KptoolError(f"{renders}: no rendered views in split {split!r}")
-    prepared = PreparedDataset(data.prepared)
+    prepared = PreparedDataset(data.prepared_root)
     category = {r["id"]: r.get("category") or prepared.manifest.get("category") or "" for r in prepared.records}
-    grid_name = voxel_table(reconstructor.resolution)
     chosen = [i for i, (s, v) in enumerate(data.items) if views is None or v < views]
     reconstructor.seconds = dict.fromkeys(reconstructor.seconds, 0.0)
     rows, surfaces, empty = [], {}, 0
     started = time.perf_counter()
     for n, i in enumerate(chosen):
-        item = data.item(i, ("image", "silhouette", "depth_map", "normal_map", f"extras/{grid_name}"))
+        item = data[i]
         result = reconstructor(item["image"][None])[0]
         truth = np.asarray(item[f"extras/{grid_name}"])
-        sketch = torch.as_tensor(result.sketches)
-        size = sketch.shape[-1]
-        true_sil = torch.nn.functional.interpolate(item["silhouette"][None], size=(size, size))[0, 0].numpy()
-        true_depth = torch.nn.functional.interpolate(item["depth_map"][None], size=(size, size))[0, 0].numpy()
+        batch = collate_shapes([{k: item[k] for k in SKETCH_FIELDS}])
+        size = result.sketches.shape[-1]
+        true = {k: torch.nn.functional.interpolate(v, size=(size, size)) for k, v in sketch_targets(batch).items()}
+        true_sil, true_depth = true["silhouette"][0, 0].numpy(), true["depth_map"][0, 0].numpy()
         mask = true_sil > 0.5
-        with torch.no_grad():
-            from_truth = reconstructor.voxel_model.predict({
-                k: item[k][None].to(reconstructor.device) for k in ("depth_map", "normal_map", "silhouette")
-            })["voxels"][0].cpu().numpy()
+        from_truth = reconstructor.voxel_model.predict(
+            {k: v.to(reconstructor.device) for k, v in batch.items()})["voxels"][0].cpu().numpy()
         row = {"id": item["id"], "view": item["view"], "category": category.get(item["id"], ""),
-               "voxel_iou": voxel_iou(result.voxels, truth),
+               "voxel_iou": voxel_iou(result.voxels, truth, reconstructor.level),
                "silhouette_iou": voxel_iou(result.silhouette, true_sil),
                "depth_l1": float(np.abs(result.sketches[0] - true_depth)[mask].mean()) if mask.any() else None,
-               "voxel_iou_true_sketch": voxel_iou(from_truth, truth), "chamfer": None}
+               "voxel_iou_true_sketch": voxel_iou(from_truth, truth, reconstructor.level), "chamfer": None,
+               "sweep": [voxel_iou(result.voxels, truth, level) for level in SWEEP]}
         if result.points is None:
             empty += 1
         else:
@@ -119,6 +123,8 @@ def evaluate_reconstruction(renders: str | os.PathLike, reconstructor: Reconstru
     cats = sorted({r["category"] for r in rows})
     return {"renders": str(renders), "split": split, "images": images, "shapes": len({r["id"] for r in rows}),
             "empty": empty, "resolution": reconstructor.resolution, "level": reconstructor.level,
+            "voxel_iou_by_level": {str(level): float(np.mean([r["sweep"][k] for r in rows]))
+                                   for k, level in enumerate(SWEEP)},
             "mean": means(rows), "by_category": {c: means([r for r in rows if r["category"] == c]) for c in cats},
             "seconds_per_image": {k: v / images for k, v in reconstructor.seconds.items()},
             "seconds_total": time.perf_counter() - started, "rows": rows}

@@ -29,11 +29,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kptool.data.prepare import run_jobs
 from kptool.data.prepared import extra_path, load_prepared_shape, read_manifest, save_extra, write_manifest
 from kptool.errors import KptoolError
 from kptool.failures import Failures
 from kptool.io.atomic import safe_join
-from kptool.workers import worker_pool
 
 RESOLUTIONS = (16, 32, 64, 128)
 FRAME_TABLE = "canonical-frame"
@@ -134,24 +134,22 @@ def add_voxels(root: str | os.PathLike, resolution: int = 32, workers: int = 1,
     occupied: list[float] = []
     jobs = [(os.fspath(root), rec, resolution, force) for rec in records]
 
-    def record(i: int, result: dict[str, Any]) -> None:
+    done = 0
+
+    def record(result: dict[str, Any]) -> None:
+        nonlocal done
         if "error" in result:
             failures.add(result["id"], f"shape {result['id']}", result["error"])
         else:
             summary["computed" if result["written"] else "skipped"] += 1
             if "occupied" in result:
                 occupied.append(result["occupied"])
+        done += 1
         if progress is not None:
-            progress(i + 1, len(records), result["id"])
+            progress(done, len(records), result["id"])
 
     try:
-        if workers == 1:
-            for i, job in enumerate(jobs):
-                record(i, _shape_job(*job))
-        else:
-            with worker_pool(workers) as pool:
-                for i, result in enumerate(pool.map(_shape_job, *zip(*jobs))):
-                    record(i, result)
+        run_jobs(_shape_job, jobs, workers, record)
     finally:
         if summary["computed"] or summary["skipped"]:
             extras = manifest.setdefault("extras", {})

@@ -4,7 +4,9 @@
 ``split`` (the split each shape had in the prepared dataset the renders came from). Item ``i``
 is ``{"index": i, "id": shape id, "view": view number, "split": split, <field>: value, ...}``
 with the requested fields of :data:`kptool.data.batches.IMAGE_FIELDS` (all by default), plus
-the shape's annotated ``keypoints`` ``(K, 3)`` and ``keypoint_ids`` ``(K,)``. Batches are made by
+the shape's annotated ``keypoints`` ``(K, 3)`` and ``keypoint_ids`` ``(K,)``, and any
+``extras/<name>`` table of the prepared dataset the renders came from (e.g. the voxel grids of
+``kptool prepare voxels``, one numpy array per item). Batches are made by
 :func:`kptool.data.batches.collate_shapes` (the keypoint fields stay lists: their count varies).
 
 With ``size`` the views are resized to ``size x size``: the RGB image by area-weighted
@@ -22,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kptool.data.batches import IMAGE_FIELDS, read_npz
-from kptool.data.prepared import SPLITS
+from kptool.data.batches import EXTRA_PREFIX, IMAGE_FIELDS, read_npz
+from kptool.data.prepared import SPLITS, extra_path
 from kptool.errors import InputError
 from kptool.io.atomic import safe_join
 from kptool.io.safe_load import parse_json
@@ -116,7 +118,7 @@ class RenderedImages:
             raise InputError(None, f"unknown split {split!r}: expected one of {', '.join(SPLITS)} or all")
         self.split = None if split == "all" else split
         self.fields = tuple(dict.fromkeys(FIELDS if fields is None else fields))
-        unknown = [f for f in self.fields if f not in FIELDS]
+        unknown = [f for f in self.fields if f not in FIELDS and not f.startswith(EXTRA_PREFIX)]
         if unknown:
             raise InputError(None, f"unknown image field(s) {', '.join(map(repr, unknown))} (known: {', '.join(FIELDS)})")
         self.render_size = int(self.manifest["options"]["sampling"]["size"])
@@ -142,10 +144,13 @@ class RenderedImages:
 
     def torch_dataset(self, fields: Sequence[str]) -> "RenderedImages":
         """The same views holding only ``fields`` (what the training loop and validation ask for)."""
-        unknown = [f for f in fields if f not in FIELDS]
+        unknown = [f for f in fields if f not in FIELDS and not f.startswith(EXTRA_PREFIX)]
         if unknown:
             raise InputError(self.root, f"is a rendered image dataset; it has no {', '.join(map(repr, unknown))} "
-                                        f"(image fields: {', '.join(FIELDS)})")
+                                        f"(image fields: {', '.join(FIELDS)}, extras/<name>)")
+        for f in fields:
+            if f.startswith(EXTRA_PREFIX):
+                self._check_extra(f[len(EXTRA_PREFIX):])
         out = copy.copy(self)
         out.fields = tuple(dict.fromkeys(fields))
         return out
@@ -155,6 +160,19 @@ class RenderedImages:
         out = copy.copy(self)
         out.items = [self.items[int(i)] for i in indices]
         return out
+
+    @property
+    def prepared_root(self) -> Path:
+        """The prepared dataset the renders were made from (the manifest's ``dataset``)."""
+        return Path(self.manifest.get("dataset") or "")
+
+    def _check_extra(self, name: str) -> None:
+        """InputError unless the prepared dataset has the table ``extras/<name>`` for every shape."""
+        for rec in self.records:
+            if not extra_path(self.prepared_root, name, rec["id"]).is_file():
+                raise InputError(self.prepared_root, f"shape {rec['id']!r} has no '{name}' table, which the field "
+                                                     f"'extras/{name}' needs (the renders' prepared dataset; "
+                                                     f"kptool prepare voxels makes voxel tables)")
 
     def check(self) -> None:
         """Every shape's views file is readable with all its views and every image file exists (InputError
@@ -237,6 +255,8 @@ class RenderedImages:
             elif f in ("keypoints", "keypoint_ids"):
                 value = arrays[f]
                 item[f] = torch.from_numpy(np.ascontiguousarray(value, np.int64 if f == "keypoint_ids" else np.float32))
+            elif f.startswith(EXTRA_PREFIX):
+                item[f] = np.load(extra_path(self.prepared_root, f[len(EXTRA_PREFIX):], rec["id"]), allow_pickle=False)
             elif f == "camera_target":
                 item[f] = torch.from_numpy(arrays["target"].astype(np.float32).reshape(3))
             else:

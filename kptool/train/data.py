@@ -20,19 +20,10 @@ from kptool.errors import KptoolError
 PREPARED, RENDERS = "kptool-prepared", "kptool-renders"
 
 
-# 2.5D-sketch fields: models that read them train on kptool.reconstruct.views.RenderedViews
-SKETCH_FIELDS = ("depth_map", "normal_map")
-
-
-def reads_sketches(model) -> bool:
-    """True for the reconstruction models (their fields are served by RenderedViews)."""
-    return any(f in SKETCH_FIELDS for f in (*model.inputs, *model.predict_inputs))
-
-
 def reads_images(model) -> bool:
     """True when the model's declared fields are those of rendered images."""
     fields = (*model.inputs, *model.predict_inputs)
-    return reads_sketches(model) or any(f in IMAGE_FIELDS and f not in BATCH_FIELDS for f in fields)
+    return any(f in IMAGE_FIELDS and f not in BATCH_FIELDS for f in fields)
 
 
 def data_format(data_dir: str | os.PathLike) -> str | None:
@@ -58,10 +49,6 @@ def check_data_kind(data_dir: str | os.PathLike, model, config: dict[str, Any]) 
 
 def open_split(data_dir: str | os.PathLike, split: str, model, config: dict[str, Any]):
     """The ``split`` of the run's dataset: :class:`RenderedImages` for image models, else :class:`PreparedDataset`."""
-    if reads_sketches(model):
-        from kptool.reconstruct.views import RenderedViews
-
-        return RenderedViews(data_dir, split)
     if reads_images(model):
         from kptool.render.images import RenderedImages
 

@@ -124,8 +124,6 @@ def _check_run_folder(out: Path, force: bool) -> list[Path]:
 
 
 def _check_points(dataset: PreparedDataset, points: int) -> None:
-    if not isinstance(dataset, PreparedDataset):
-        return      # rendered views: images, no point clouds
     counts = {r.get("num_points") for r in dataset.records}
     if counts != {points}:
         found = ", ".join(str(c) for c in sorted(c for c in counts if c is not None))
