@@ -92,6 +92,14 @@ def test_all_ground_truth_transfer_lands_on_the_true_keypoints(world):
     assert len(list((out / "overlays").rglob("*.png"))) == 8
     summary = json.loads((out / "transfer.json").read_text())
     assert summary["done"] == 8 and set(summary["seconds_per_image"]) >= {"shape", "refine", "projection", "total"}
+    # the same command again resumes: every image's record is reused, none is redone
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "records").rglob("*.json")}
+    assert main(["transfer", str(world["renders"]), "--embedding", str(world["embed"]), "--reconstruction", "true",
+                 "--viewpoint", "true", "--semantic-model", "true", "--out", str(out), "-q"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "records").rglob("*.json")} == stamps
+    # other arguments into the same folder are refused
+    assert main(["transfer", str(world["renders"]), "--embedding", str(world["embed"]), "--reconstruction", "true",
+                 "--viewpoint", "true", "--out", str(out), "-q"]) == 2
 
 
 def test_silhouette_search_and_refinement_recover_the_silhouette(world):

@@ -53,6 +53,8 @@ def jobs_for(path: str | os.PathLike, mask: str | os.PathLike | None = None, spl
     ``<shape>/<view>`` (``split`` and ``limit_views`` choose among them).
     """
     p = Path(path)
+    if limit_views is not None and limit_views < 1:
+        raise KptoolError(f"--views must be at least 1, got {limit_views}")
     if p.is_dir() and (p / "manifest.json").is_file():
         from kptool.render.dataset import rgb_file
         from kptool.render.images import read_render_manifest
@@ -98,7 +100,8 @@ def run_transfer(jobs: list[ImageJob], method: Callable, out: str | os.PathLike,
     from kptool.viz.transfer import plot_overlay
 
     out = Path(out)
-    run_state = {"method": method.describe(), **(state or {})}
+    # as it reads back from JSON (tuples become lists), so that an identical re-run resumes
+    run_state = json.loads(json.dumps({"method": method.describe(), **(state or {})}))
     resuming = check_output(out, run_state, force, STATE, owned=OWNED)
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
