@@ -253,6 +253,9 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
         for split_set in (train_set, val_set):
             if split_set is not None:
                 check_shapes(split_set)
+        torch_data = train_set.torch_dataset(model.inputs)   # checks the fields (extras tables) before writing
+        if val_set is not None:
+            val_set.torch_dataset(model.inputs)
         paired = bool(getattr(model, "paired", False))
         optimizer = build_optimizer(model, tcfg)
         scheduler = _build_scheduler(optimizer, tcfg)
@@ -285,7 +288,6 @@ def train(config: dict[str, Any], data_dir: str | os.PathLike | None, out_dir: s
 
         task = progress.add_task("training", total=None, status="") if progress is not None and info.is_main \
             else None
-        torch_data = train_set.torch_dataset(model.inputs)
         model.train()
         with _StopRequest(say) as stop:
             while epoch < tcfg["epochs"]:
