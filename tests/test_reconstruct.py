@@ -148,6 +148,13 @@ def test_voxel_estimator_trains_on_predicted_sketches(trained, renders, tmp_path
     assert code == 2 and err.startswith("error:") and "no such checkpoint" in err
 
 
+def test_training_without_voxel_tables_fails_before_writing(renders, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, _, err = _cli(["train", "-p", "voxels-from-sketch", "-d", renders, "-o", run, "--set", "model.resolution=64",
+                         "--set", "model.channels=[32,16,8,8]"], capsys)
+    assert code == 2 and "error:" in err and "no 'voxels-64' table" in err and not run.exists()
+
+
 def test_reconstructor_from_checkpoints(trained, renders):
     root = trained[0]
     rec = load_reconstructor(root / "sketch", root / "voxels", device="cpu", samples=256)
