@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from kptool.cli.common import info, print_json, print_table, report_failures, run_with_progress
+from kptool.cli.common import print_json, print_table, report_failures, run_with_progress
 from kptool.errors import KptoolError
 
 RECONSTRUCTION = typer.Option(None, "--reconstruction", show_default=False,
