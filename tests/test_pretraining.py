@@ -184,3 +184,18 @@ def test_init_refuses_a_backbone_that_does_not_fit(tmp_path):
                tmp_path / "y.pt")
     with pytest.raises(InputError, match="no backbone weights"):
         init_backbone(model, tmp_path / "y.pt")
+
+
+@pytest.mark.parametrize("model", [{"name": "pretext", "loss": {"name": "gmm-nll"}},
+                                   {"name": "classifier", "num_classes": 3}])
+def test_pointnet2_backbones_get_the_coordinates_as_features(model):
+    """PointNet++ sees only offsets to its centres: with in_channels 3 the models hand it the
+    coordinates, so a translated cloud gets a different global feature (it would be equal without)."""
+    torch.manual_seed(0)
+    net = build_model({**model, "backbone": {"name": "pointnet2-ssg", "in_channels": 3}}).eval()
+    points = torch.rand(2, 256, 3) * 2 - 1
+    with torch.no_grad():
+        a = net.infer({"points": points})["global_features"]
+        b = net.infer({"points": points + torch.tensor([0.5, 0.0, 0.0])})["global_features"]
+    assert torch.isfinite(a).all()
+    assert (a - b).abs().max() > 1e-3 * a.abs().max()

@@ -21,6 +21,7 @@ from torch import nn
 
 from kptool.errors import KptoolError
 from kptool.models.backbones import BACKBONES
+from kptool.models.backbones.common import coordinate_features
 from kptool.models.base import Model
 from kptool.models.registry import register_model
 
@@ -58,7 +59,8 @@ class ShapeClassifier(Model):
         self.head = nn.Sequential(*layers, nn.Linear(width, self.num_classes))
 
     def infer(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        _, global_ = self.backbone(batch["points"], None)
+        points = batch["points"]
+        _, global_ = self.backbone(points, coordinate_features(points, self.backbone.in_channels))
         return {"class_logits": self.head(global_), "global_features": global_}
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:

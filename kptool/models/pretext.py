@@ -17,6 +17,7 @@ from torch import nn
 
 from kptool.losses import LOSSES
 from kptool.models.backbones import BACKBONES
+from kptool.models.backbones.common import coordinate_features
 from kptool.models.base import Model
 from kptool.models.registry import register_model
 
@@ -36,7 +37,7 @@ class PointPretext(Model):
 
     def features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, N, 3)`` -> per-point logits ``(B, N, num_logits)`` and the global feature ``(B, G)``."""
-        per_point, global_ = self.backbone(points, None)
+        per_point, global_ = self.backbone(points, coordinate_features(points, self.backbone.in_channels))
         return self.head(per_point), global_
 
     def infer(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
