@@ -56,7 +56,8 @@ class Reconstruction:
 
 def as_image_batch(images) -> torch.Tensor:
     """``(B, S, S, 3)`` uint8 (numpy or tensor) or ``(B, 3, S, S)`` float in [0, 1] -> float32 ``(B, 3, S, S)``."""
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    # a copy: read-only arrays (memory-mapped renders) make torch warn
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or (x.shape[1] != 3 and x.shape[-1] != 3):
