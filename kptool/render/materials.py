@@ -37,8 +37,23 @@ def box_centre(vertices: np.ndarray) -> np.ndarray:
     return (np.min(vertices, 0) + np.max(vertices, 0)) / 2
 
 
+class BoundingBoxOfVertices:
+    """``size`` and ``centre`` of a ``vertices`` attribute's bounding box, for mesh-like classes."""
+
+    vertices: np.ndarray
+
+    @property
+    def size(self) -> float:
+        """Half the longest side of the bounding box (what camera distances are measured in)."""
+        return shape_size(self.vertices)
+
+    @property
+    def centre(self) -> np.ndarray:
+        return box_centre(self.vertices)
+
+
 @dataclass
-class RenderMesh:
+class RenderMesh(BoundingBoxOfVertices):
     """A triangle mesh with per-face appearance, in the frame the cameras live in.
 
     Attributes:
@@ -58,15 +73,6 @@ class RenderMesh:
     uv: np.ndarray
     textures: list[np.ndarray] = field(default_factory=list)
     colour_source: str = "grey"
-
-    @property
-    def size(self) -> float:
-        """Half the longest side of the bounding box (what camera distances are measured in)."""
-        return shape_size(self.vertices)
-
-    @property
-    def centre(self) -> np.ndarray:
-        return box_centre(self.vertices)
 
 
 def from_arrays(vertices: np.ndarray, faces: np.ndarray, face_labels: np.ndarray | None = None) -> RenderMesh:

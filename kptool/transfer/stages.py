@@ -24,7 +24,7 @@ import torch
 
 from kptool.errors import InputError, KptoolError
 from kptool.render.camera import Camera
-from kptool.render.materials import box_centre, shape_size
+from kptool.render.materials import BoundingBoxOfVertices, shape_size
 from kptool.transfer.inputs import TransferInput
 
 DEFAULT_DISTANCE = 2.08   # shape sizes: the renders' default (the reference code's 1.04 in a unit cube)
@@ -32,7 +32,7 @@ MARCHING_CUBES_LEVEL = 0.1   # occupancy probability of the surface: the referen
 
 
 @dataclass
-class ShapeEstimate:
+class ShapeEstimate(BoundingBoxOfVertices):
     """A shape in the canonical (prepared) frame.
 
     Attributes:
@@ -45,15 +45,6 @@ class ShapeEstimate:
     faces: np.ndarray
     samples: np.ndarray
     silhouette: np.ndarray | None = None
-
-    @property
-    def size(self) -> float:
-        """Half the longest side of the bounding box (the unit of camera distances)."""
-        return shape_size(self.vertices)
-
-    @property
-    def centre(self) -> np.ndarray:
-        return box_centre(self.vertices)
 
 
 class ShapeStage(Protocol):
