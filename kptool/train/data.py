@@ -30,7 +30,7 @@ def data_format(data_dir: str | os.PathLike) -> str | None:
     """The ``format`` tag of a dataset folder's manifest (None when there is none to read)."""
     try:
         manifest = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # unreadable: the dataset's own reader says why
         return None
     return manifest.get("format") if isinstance(manifest, dict) else None
 
