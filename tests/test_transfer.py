@@ -91,7 +91,9 @@ def test_all_ground_truth_transfer_lands_on_the_true_keypoints(world):
     assert report.visibility_accuracy >= 0.8
     assert len(list((out / "overlays").rglob("*.png"))) == 8
     summary = json.loads((out / "transfer.json").read_text())
-    assert summary["done"] == 8 and set(summary["seconds_per_image"]) >= {"shape", "refine", "projection", "total"}
+    # the summary names every stage the pipeline ran (its per-stage timings are for people, not for tests)
+    assert summary["done"] == 8 and summary["failed"] == 0
+    assert set(summary["method"]) >= {"shape", "viewpoint", "keypoints", "semantic_model"}
     # the same command again resumes: every image's record is reused, none is redone
     stamps = {p: p.stat().st_mtime_ns for p in (out / "records").rglob("*.json")}
     assert main(["transfer", str(world["renders"]), "--embedding", str(world["embed"]), "--reconstruction", "true",
