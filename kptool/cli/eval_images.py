@@ -12,15 +12,13 @@ from typing import Optional
 import typer
 
 from kptool.cli.common import info, print_json, print_table
+from kptool.cli.eval import FORCE, JSON, QUIET   # the same options as every other eval command
 from kptool.errors import KptoolError
 
 RENDERS = typer.Option(..., "--data", "-d", help="Rendered dataset folder (kptool render) with the ground truth.")
 SPLIT = typer.Option(None, "--split", help="Only images of this split: train, val, test or all "
                                            "[default: the predictions' split, else all].")
 ALPHA = typer.Option(0.1, "--alpha", help="Threshold as a share of max(w, h) of the image or object box.")
-JSON = typer.Option(False, "--json", help="Print the results as JSON only.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No messages on stderr.")
-FORCE = typer.Option(False, "--force", help="Overwrite the output files of an earlier run.")
 
 
 def pck(predictions: Path = typer.Argument(..., help="keypoints_2d predictions file (kptool transfer writes one)."),
