@@ -59,11 +59,15 @@ def similarity_transform(source, target, with_scale: bool = True) -> Similarity:
     return Similarity(scale=scale, rotation=rot, translation=mu_d - scale * rot @ mu_s)
 
 
+def rotation_error(rotations, references) -> np.ndarray:
+    """``(N,)`` geodesic angles in radians, ``acos((tr(R^T R_ref) - 1) / 2)``, between ``(N, 3, 3)`` rotations."""
+    trace = np.einsum("nij,nij->n", np.asarray(rotations, np.float64), np.asarray(references, np.float64))
+    return np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0))
+
+
 def rotation_error_deg(rotation, reference) -> float:
-    """Geodesic angle between two rotations, ``acos((tr(R^T R_ref) - 1) / 2)`` in degrees."""
-    r, g = np.asarray(rotation, np.float64), np.asarray(reference, np.float64)
-    cos = (np.trace(r.T @ g) - 1.0) / 2.0
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    """Geodesic angle between two ``(3, 3)`` rotations, in degrees."""
+    return float(np.degrees(rotation_error(np.asarray(rotation)[None], np.asarray(reference)[None])[0]))
 
 
 def rotation_about_up(angle_deg: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kptool.registration import rotation_error
 from kptool.render.camera import look_at
 
 ACCURACY_THRESHOLD = math.pi / 6
@@ -30,12 +31,6 @@ def camera_rotations(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
     zero = torch.zeros(3, dtype=torch.float64)
     return np.stack([look_at(torch.tensor(a), torch.tensor(e), torch.tensor(1.0, dtype=torch.float64),
                              zero)[0].numpy() for a, e in zip(az, el)]) if len(az) else np.zeros((0, 3, 3))
-
-
-def rotation_error(R_pred: np.ndarray, R_true: np.ndarray) -> np.ndarray:
-    """``(N,)`` geodesic distances in radians between ``(N, 3, 3)`` rotation matrices."""
-    trace = np.einsum("nij,nij->n", np.asarray(R_pred, np.float64), np.asarray(R_true, np.float64))
-    return np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0))
 
 
 def viewpoint_errors(pred_azimuth, pred_elevation, true_azimuth, true_elevation) -> dict[str, np.ndarray]:
