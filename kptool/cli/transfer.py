@@ -48,7 +48,7 @@ def transfer(
                                         "refined silhouette, keypoints) of the first 6 images into this PNG."),
     force: bool = typer.Option(False, "--force", help="Start over in an output folder of another run."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first image that fails."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Keypoints with semantic ids and visibility for images of one object category."""
@@ -79,7 +79,7 @@ def transfer(
         plot_transfer_grid(shown, grid)
     if json_:
         print_json(summary)
-    else:
+    elif not quiet:
         sec = summary["seconds_per_image"]
         print_table(f"transfer: {summary['done']} of {summary['images']} images into {out}",
                     [("stage", "left"), ("seconds per image", "right")],
